@@ -1,0 +1,127 @@
+import { type BucketState, retryAfter } from "./bucket.js";
+import type { Policy } from "./policy.js";
+
+/**
+ * DecisionReason says which path decided: `"store"` (the store's buckets),
+ * `"cached"` (a denial the store gave earlier, still in force), `"insurance"`
+ * (the store failed; an in-process limiter decided), `"fail-open"` or
+ * `"fail-closed"` (the store failed; `onStoreError` said allow or deny).
+ */
+export type DecisionReason = "store" | "cached" | "insurance" | "fail-open" | "fail-closed";
+
+/** PolicyState is one policy's bucket after a decision. Times are epoch ms, durations ms. */
+export interface PolicyState {
+  readonly name: string;
+  /** The policy's capacity. */
+  readonly limit: number;
+  /** Tokens left after this request. */
+  readonly remaining: number;
+  /** Epoch ms of the bucket's next refill. */
+  readonly resetAt: number;
+  /** Milliseconds until this bucket holds the request's cost; 0 when it does. */
+  readonly retryAfter: number;
+  readonly policy: Policy;
+}
+
+/**
+ * Decision is the answer to one request. Its top-level fields describe the
+ * most restrictive policy: when denied, the one with the longest wait; when
+ * allowed, the one with the fewest tokens left (the first listed on a tie).
+ */
+export interface Decision {
+  readonly allowed: boolean;
+  /** Name of the most restrictive policy. */
+  readonly policy: string;
+  /** Its capacity. */
+  readonly limit: number;
+  /** Its tokens after this request. */
+  readonly remaining: number;
+  /** Epoch ms of its next refill. */
+  readonly resetAt: number;
+  /** Milliseconds until this request could pass; 0 when allowed. */
+  readonly retryAfter: number;
+  /** Every policy's state, in the order the policies were given. */
+  readonly policies: readonly PolicyState[];
+  readonly reason: DecisionReason;
+}
+
+/**
+ * StoreReply is what a store answers, flat so a Lua script can return it as
+ * is: `[now, allowed (1 or 0), tokens_0, refilledAt_0, tokens_1, refilledAt_1, ...]`,
+ * one pair per policy in order, after the request was (or was not) charged.
+ */
+export type StoreReply = ArrayLike<number>;
+
+const scratch: BucketState = { tokens: 0, refilledAt: 0 };
+
+/**
+ * decide turns a store's reply into a Decision: pure, and the only place
+ * that chooses the reported policy, so every store reports alike.
+ */
+export function decide(
+  list: readonly Policy[],
+  reply: StoreReply,
+  cost: number,
+  reason: DecisionReason,
+): Decision {
+  const now = reply[0] as number;
+  const allowed = reply[1] === 1;
+  const states: PolicyState[] = new Array(list.length);
+  let pick = 0;
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i] as Policy;
+    scratch.tokens = reply[2 + 2 * i] as number;
+    scratch.refilledAt = reply[3 + 2 * i] as number;
+    const state: PolicyState = {
+      name: p.name,
+      limit: p.capacity,
+      remaining: scratch.tokens,
+      resetAt: scratch.refilledAt + p.interval,
+      retryAfter: allowed ? 0 : retryAfter(p, scratch, cost, now),
+      policy: p,
+    };
+    states[i] = state;
+    const best = states[pick] as PolicyState;
+    if (allowed ? state.remaining < best.remaining : state.retryAfter > best.retryAfter) {
+      pick = i;
+    }
+  }
+  const top = states[pick] as PolicyState;
+  return {
+    allowed,
+    policy: top.name,
+    limit: top.limit,
+    remaining: top.remaining,
+    resetAt: top.resetAt,
+    retryAfter: top.retryAfter,
+    policies: states,
+    reason,
+  };
+}
+
+/**
+ * charge applies one request of `cost` to the already refilled `states`, all
+ * or nothing, writing the store reply into `out`. Memory-backed stores share it.
+ */
+export function charge(
+  states: readonly BucketState[],
+  count: number,
+  cost: number,
+  spend: boolean,
+  now: number,
+  out: number[],
+): boolean {
+  let allowed = true;
+  for (let i = 0; i < count; i++) {
+    if ((states[i] as BucketState).tokens < cost) allowed = false;
+  }
+  out[0] = now;
+  out[1] = allowed ? 1 : 0;
+  for (let i = 0; i < count; i++) {
+    const s = states[i] as BucketState;
+    if (allowed && spend) s.tokens -= cost;
+    out[2 + 2 * i] = s.tokens;
+    out[3 + 2 * i] = s.refilledAt;
+  }
+  return allowed;
+}

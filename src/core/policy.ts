@@ -1,0 +1,175 @@
+import { ConfigError } from "./errors.js";
+
+/**
+ * A duration in milliseconds, or a string such as `"500ms"`, `"1s"`, `"5m"`,
+ * `"1h"` or `"1d"`.
+ */
+export type Duration = number | `${number}${"ms" | "s" | "m" | "h" | "d"}`;
+
+/**
+ * PolicyInput is what users write: a token bucket holding at most `capacity`
+ * tokens that gains `refillRate` tokens every `interval` milliseconds.
+ */
+export interface PolicyInput {
+  /** Label in headers, metrics and store keys: `[A-Za-z0-9_-]{1,64}`. Default `"default"`. */
+  name?: string;
+  /** Most tokens the bucket holds: the burst. Integer from 1 to 1e9. */
+  capacity: number;
+  /** Tokens added every `interval`: the sustained rate. Integer from 1 to 1e9. */
+  refillRate: number;
+  /** Milliseconds between refills (or a duration string such as "1s"). Integer from 1 ms to 365 days. */
+  interval: Duration;
+}
+
+/** Policy is a validated, frozen PolicyInput with `interval` in milliseconds. */
+export interface Policy {
+  readonly name: string;
+  readonly capacity: number;
+  readonly refillRate: number;
+  /** Milliseconds between refills. */
+  readonly interval: number;
+  /** Milliseconds to refill from empty: `ceil(capacity / refillRate) * interval`. */
+  readonly window: number;
+}
+
+const MAX_TOKENS = 1e9;
+const MAX_INTERVAL = 365 * 86_400_000;
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const POLICY_KEYS = new Set(["name", "capacity", "refillRate", "interval"]);
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** parseDuration turns a Duration into whole milliseconds, or returns NaN when it is not one. */
+export function parseDuration(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value !== "string") return Number.NaN;
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(value.trim());
+  if (!match) return Number.NaN;
+  return Number(match[1]) * (UNITS[match[2] as string] as number);
+}
+
+function integer(option: string, value: unknown, max: number, fix: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new ConfigError(option, value, `must be an integer from 1 to ${max}`, fix);
+  }
+  return value;
+}
+
+/**
+ * policy validates one PolicyInput and returns a frozen Policy. `path` names
+ * the option in error messages, e.g. `policies[1]`.
+ */
+export function policy(input: PolicyInput, path = "policy"): Policy {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new ConfigError(
+      path,
+      input,
+      "must be an object",
+      "pass { capacity: 10, refillRate: 2, interval: 1000 }",
+    );
+  }
+  for (const key of Object.keys(input)) {
+    if (!POLICY_KEYS.has(key)) {
+      throw new ConfigError(
+        `${path}.${key}`,
+        (input as unknown as Record<string, unknown>)[key],
+        "is not a policy option",
+        "a policy takes only name, capacity, refillRate and interval",
+      );
+    }
+  }
+  const name = input.name ?? "default";
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new ConfigError(
+      `${path}.name`,
+      name,
+      "must be 1 to 64 letters, digits, '_' or '-'",
+      'use a short label such as "burst" or "per-hour"',
+    );
+  }
+  const capacity = integer(
+    `${path}.capacity`,
+    input.capacity,
+    MAX_TOKENS,
+    "set the burst size as a whole number of tokens, e.g. capacity: 10",
+  );
+  const refillRate = integer(
+    `${path}.refillRate`,
+    input.refillRate,
+    MAX_TOKENS,
+    "set the tokens added per interval as a whole number, e.g. refillRate: 2",
+  );
+  const ms = parseDuration(input.interval);
+  if (!Number.isInteger(ms) || ms < 1 || ms > MAX_INTERVAL) {
+    throw new ConfigError(
+      `${path}.interval`,
+      input.interval,
+      `must be whole milliseconds from 1 to ${MAX_INTERVAL} (or a duration such as "1s")`,
+      "give the refill period in milliseconds, e.g. interval: 1000",
+    );
+  }
+  return Object.freeze({
+    name,
+    capacity,
+    refillRate,
+    interval: ms,
+    window: Math.ceil(capacity / refillRate) * ms,
+  });
+}
+
+/**
+ * policies validates `policy` (one) or `policies` (a non-empty list with
+ * distinct names) and returns a frozen list.
+ */
+export function policies(
+  list: readonly PolicyInput[] | PolicyInput | undefined,
+  path = "policies",
+): readonly Policy[] {
+  if (list === undefined) {
+    throw new ConfigError(
+      path,
+      list,
+      "is required",
+      "pass policies: [{ capacity: 10, refillRate: 2, interval: 1000 }] (or policy: {...})",
+    );
+  }
+  const inputs = Array.isArray(list) ? list : [list as PolicyInput];
+  if (inputs.length === 0 || inputs.length > 16) {
+    throw new ConfigError(
+      path,
+      list,
+      "must hold 1 to 16 policies",
+      "list each limit once, e.g. [{ name: 'burst', ... }, { name: 'daily', ... }]",
+    );
+  }
+  const seen = new Set<string>();
+  const out = inputs.map((input, i) => {
+    const p = policy(input, Array.isArray(list) ? `${path}[${i}]` : path);
+    if (seen.has(p.name)) {
+      throw new ConfigError(
+        `${path}[${i}].name`,
+        p.name,
+        "repeats an earlier policy's name",
+        "give each policy its own name; the name keys its bucket",
+      );
+    }
+    seen.add(p.name);
+    return p;
+  });
+  return Object.freeze(out);
+}
+
+/**
+ * cost validates a request's cost against its policies: a whole number >= 1
+ * and no more than the smallest capacity (such a request could never pass).
+ */
+export function checkCost(cost: unknown, list: readonly Policy[]): string | undefined {
+  if (typeof cost !== "number" || !Number.isInteger(cost) || cost < 1) {
+    return "must be a whole number >= 1";
+  }
+  for (const p of list) {
+    if (cost > p.capacity) {
+      return `exceeds policy "${p.name}" capacity ${p.capacity}, so it could never pass; split the work or raise the capacity`;
+    }
+  }
+  return undefined;
+}
