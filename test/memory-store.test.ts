@@ -50,7 +50,10 @@ describe("MemoryStore bounds", () => {
 
   it("evicts a throttled client only when every bucket is throttled, and counts it", async () => {
     const store = new MemoryStore({ clock: () => 0, maxKeys: 64 });
-    const limiter = new RateLimiter({ policy: { capacity: 1, refillRate: 1, interval: 1000 }, store });
+    const limiter = new RateLimiter({
+      policy: { capacity: 1, refillRate: 1, interval: 1000 },
+      store,
+    });
     for (let i = 0; i < 64; i++) {
       await limiter.consume(`t${i}`);
       await limiter.consume(`t${i}`);
