@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "./errors.js";
+import { checkCost, parseDuration, policies, policy } from "./policy.js";
+
+const ok = { capacity: 10, refillRate: 2, interval: 1000 };
+
+describe("policy validation", () => {
+  it("accepts a policy and derives the time to refill from empty", () => {
+    expect(policy(ok)).toEqual({ name: "default", ...ok, window: 5000 });
+    expect(policy({ capacity: 5, refillRate: 2, interval: "1s" }).window).toBe(3000);
+  });
+
+  it.each([
+    ["capacity", 0],
+    ["capacity", -1],
+    ["capacity", 2.5],
+    ["capacity", Number.NaN],
+    ["capacity", Number.POSITIVE_INFINITY],
+    ["capacity", 2 ** 53],
+    ["capacity", "10"],
+    ["refillRate", 0],
+    ["refillRate", 0.5],
+    ["interval", 0],
+    ["interval", 1.5],
+    ["interval", -1000],
+    ["interval", "soon"],
+    ["interval", Number.NaN],
+  ])("rejects %s = %s naming the option, the value and the fix", (field, value) => {
+    const error = (() => {
+      try {
+        policy({ ...ok, [field]: value }, "policies[0]");
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    const e = error as ConfigError;
+    expect(e.option).toBe(`policies[0].${field}`);
+    expect(e.code).toBe("ERR_FLOODGATE_CONFIG");
+    expect(e.message).toContain(`"policies[0].${field}"`);
+    expect(e.message).toContain("Fix:");
+  });
+
+  it("rejects bad names and unknown fields", () => {
+    expect(() => policy({ ...ok, name: "" })).toThrow(/policy.name/);
+    expect(() => policy({ ...ok, name: "has space" })).toThrow(/"has space"/);
+    expect(() => policy({ ...ok, name: "x".repeat(65) })).toThrow(/1 to 64/);
+    expect(() => policy({ ...ok, burst: 5 } as never)).toThrow(
+      /"policy.burst" is not a policy option/,
+    );
+    expect(() => policy(null as never)).toThrow(/must be an object/);
+  });
+
+  it("requires a non-empty list with distinct names", () => {
+    expect(() => policies(undefined)).toThrow(/is required/);
+    expect(() => policies([])).toThrow(/1 to 16/);
+    expect(() => policies([ok, ok])).toThrow(/policies\[1\].name.*repeats/);
+    expect(policies(ok).map((p) => p.name)).toEqual(["default"]);
+  });
+
+  it("parses durations", () => {
+    expect(parseDuration("250ms")).toBe(250);
+    expect(parseDuration("2s")).toBe(2000);
+    expect(parseDuration("5m")).toBe(300_000);
+    expect(parseDuration("1h")).toBe(3_600_000);
+    expect(parseDuration("1d")).toBe(86_400_000);
+    expect(parseDuration("1.5s")).toBe(1500);
+    expect(parseDuration("1 week")).toBeNaN();
+    expect(parseDuration(null)).toBeNaN();
+  });
+
+  it("checks a cost against every capacity", () => {
+    const list = policies([ok, { name: "small", capacity: 3, refillRate: 1, interval: 1000 }]);
+    expect(checkCost(3, list)).toBeUndefined();
+    expect(checkCost(4, list)).toMatch(/"small" capacity 3/);
+    for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "1"]) {
+      expect(checkCost(bad, list)).toMatch(/whole number >= 1/);
+    }
+  });
+});
