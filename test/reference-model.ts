@@ -54,7 +54,7 @@ export class ReferenceLimiter {
       buckets = this.policies.map((p) => ({ tokens: p.capacity, refilledAt: now }));
       this.#buckets.set(key, buckets);
     }
-    this.policies.forEach((p, i) => this.#advance(p, buckets[i] as Bucket, now));
+    for (const [i, p] of this.policies.entries()) this.#advance(p, buckets[i] as Bucket, now);
     const allowed = buckets.every((b) => b.tokens >= cost);
     if (allowed && spend) for (const b of buckets) b.tokens -= cost;
     const rows = this.policies.map((p, i) => {
