@@ -7,5 +7,7 @@ const limiter = new RateLimiter({
 });
 for (let i = 1; i <= 15; i++) {
   const d = await limiter.consume("client");
-  console.log(`#${i} ${d.allowed ? "allowed" : "limited"} remaining=${d.remaining} retryAfter=${d.retryAfter}ms`);
+  console.log(
+    `#${i} ${d.allowed ? "allowed" : "limited"} remaining=${d.remaining} retryAfter=${d.retryAfter}ms`,
+  );
 }
