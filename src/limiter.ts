@@ -1,8 +1,44 @@
-import { type Decision, decide } from "./core/decision.js";
+import { performance } from "node:perf_hooks";
+import { type Decision, decide, type StoreReply } from "./core/decision.js";
 import { ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
 import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
 import { MemoryStore } from "./stores/memory-store.js";
 import type { Clock, Store } from "./stores/store.js";
+import { StoreTimeoutError } from "./stores/store-errors.js";
+import { LimiterEvents, outcomeOf } from "./events.js";
+import { attachLogger, type Logger } from "./logger.js";
+import { type TopKey, TopLimited } from "./metrics/top-keys.js";
+
+/**
+ * StoreErrorMode says who decides while the store fails (error, timeout, or
+ * breaker open): `"insurance"` an in-process memory limiter with the same
+ * policies (divided by `instances`), `"allow"` let every request through,
+ * `"deny"` refuse every request (`reason: "fail-closed"`, `retryAfter` = the
+ * time until the store is tried again).
+ */
+export type StoreErrorMode = "insurance" | "allow" | "deny";
+
+/** BreakerState: `"closed"` calls go to the store; `"open"` they do not; `"half-open"` one probe is out. */
+export type BreakerState = "closed" | "open" | "half-open";
+
+/** LimiterStats counts what a RateLimiter did with its store since it was built. */
+export interface LimiterStats {
+  /** Calls sent to the store. */
+  storeCalls: number;
+  /** Calls that failed with an error (including "not connected"). */
+  storeErrors: number;
+  /** Calls answered by the fallback because the store missed its deadline. */
+  storeTimeouts: number;
+  /** Replies that arrived after their deadline (already answered by the fallback). */
+  lateReplies: number;
+  /** Decisions made by `onStoreError` (insurance, fail-open, fail-closed). */
+  fallbacks: number;
+  /** Denials answered locally from a denial the store gave earlier. */
+  cached: number;
+  breaker: BreakerState;
+  /** Times the breaker opened. */
+  breakerOpens: number;
+}
 
 export interface RateLimiterOptions {
   /** The limits every key is held to; a request passes only if all of them have room. */
@@ -13,6 +49,38 @@ export interface RateLimiterOptions {
   store?: Store;
   /** Returns epoch ms; default `Date.now`. Used by the default MemoryStore and by `wait`. */
   clock?: Clock;
+  /**
+   * What decides while a network store (RedisStore) fails or misses its
+   * deadline: `"insurance"` (default), `"allow"` or `"deny"`. See StoreErrorMode.
+   */
+  onStoreError?: StoreErrorMode;
+  /**
+   * Instances expected to share the store, integer >= 1 (default 1). The
+   * insurance limiter gives this instance 1/instances of every policy, so all
+   * of them together stay near the shared limit while the store is down.
+   */
+  instances?: number;
+  /**
+   * With a network store, answer a client that the store has denied locally
+   * (for the same cost and policies) until the `retryAfter` it was given
+   * (counted from when the call was sent):
+   * no other instance can add tokens sooner, so this is exact; a `reset` made
+   * on another instance is seen here once that wait ends. Default true.
+   */
+  cacheDenials?: boolean;
+  /**
+   * A pino-style logger (`info`, `warn`, `error` taking fields and a message).
+   * floodgate logs store errors, the breaker, the fallback and evicted
+   * throttled clients: each kind at most once per `logInterval`, never per request.
+   */
+  logger?: Logger;
+  /** Milliseconds between two log lines of one kind, integer >= 1. Default 60000. */
+  logInterval?: number;
+  /**
+   * The summary behind `topLimited()`: `size` keys kept (default 100) over
+   * windows of `window` ms (default 60000), or `false` to keep none.
+   */
+  topLimited?: { size?: number; window?: number } | false;
 }
 
 export interface ConsumeOptions {
@@ -27,7 +95,48 @@ export interface WaitOptions extends ConsumeOptions {
   maxWait?: number;
 }
 
-const OPTIONS = new Set(["policies", "policy", "store", "clock"]);
+const OPTIONS = new Set([
+  "policies",
+  "policy",
+  "store",
+  "clock",
+  "onStoreError",
+  "instances",
+  "cacheDenials",
+  "logger",
+  "logInterval",
+  "topLimited",
+]);
+const MODES: readonly StoreErrorMode[] = ["insurance", "allow", "deny"];
+/** Consecutive failures that open the breaker. */
+const BREAKER_FAILURES = 3;
+/** Milliseconds between probes while the breaker is open: at most one a second. */
+const PROBE_EVERY = 1000;
+/** Most denials cached; past it, expired ones go, then the oldest. */
+const MAX_CACHED = 100_000;
+
+/** Call is one store call in flight, waiting for its reply or its deadline. */
+interface Call {
+  done: boolean;
+  readonly deadline: number;
+  readonly sentAt: number;
+  readonly probe: boolean;
+  readonly key: string;
+  readonly cost: number;
+  readonly spend: boolean;
+  readonly list: readonly Policy[];
+  readonly resolve: (decision: Decision) => void;
+}
+
+/** Denial is a store's denial of `cost` for one key, in force until `until` (the cache's clock). */
+interface Denial {
+  readonly until: number;
+  readonly cost: number;
+  readonly list: readonly Policy[];
+  readonly decision: Decision;
+}
+
+const monotonic: Clock = () => performance.now();
 
 /**
  * RateLimiter holds every key to its policies. It validates its options when
@@ -89,6 +198,86 @@ export class RateLimiter {
       );
     }
     this.store = store;
+    this.#observability(options, clock, store);
+    const { onStoreError = "insurance", instances = 1, cacheDenials = true } = options;
+    if (!MODES.includes(onStoreError)) {
+      throw new ConfigError(
+        "onStoreError",
+        onStoreError,
+        `must be one of ${MODES.map((m) => `"${m}"`).join(", ")}`,
+        'choose what decides while the store is down, e.g. onStoreError: "insurance"',
+      );
+    }
+    if (!Number.isInteger(instances) || instances < 1 || instances > 10_000) {
+      throw new ConfigError(
+        "instances",
+        instances,
+        "must be an integer from 1 to 10000",
+        "give the number of instances sharing the store, e.g. instances: 4",
+      );
+    }
+    if (typeof cacheDenials !== "boolean") {
+      throw new ConfigError(
+        "cacheDenials",
+        cacheDenials,
+        "must be true or false",
+        "leave it out (true), or pass false to ask the store on every request",
+      );
+    }
+    this.onStoreError = onStoreError;
+    this.instances = instances;
+    const timeout = (store as Store).timeout;
+    if (timeout !== undefined) {
+      if (typeof timeout !== "number" || !(timeout > 0)) {
+        throw new ConfigError(
+          "store.timeout",
+          timeout,
+          "must be a number of milliseconds > 0",
+          "set the store's timeout option, e.g. new RedisStore({ client, timeout: 50 })",
+        );
+      }
+      this.#timeout = timeout;
+      this.#remote = true;
+      this.#cacheClock = store.clock ?? monotonic;
+      if (cacheDenials) this.#denials = new Map();
+      if (onStoreError === "insurance")
+        this.#insurance = new MemoryStore({ clock, maxKeys: 100_000 });
+    }
+  }
+
+  /** What decides while the store fails; see StoreErrorMode. */
+  readonly onStoreError: StoreErrorMode;
+  /** Instances expected to share the store; the insurance limiter gets 1/instances of each policy. */
+  readonly instances: number;
+  readonly #remote: boolean = false;
+  /** events: listen here for decisions, limited requests, store errors, the breaker, evictions, the fallback. */
+  readonly events = new LimiterEvents();
+  #top: TopLimited | undefined;
+  #fallingBack = false;
+  #timeout = 0;
+  #cacheClock: Clock = monotonic;
+  #denials: Map<string, Denial> | undefined;
+  #insurance: MemoryStore | undefined;
+  readonly #scaled = new WeakMap<readonly Policy[], readonly Policy[]>();
+  #queue: Call[] = [];
+  #head = 0;
+  #armed = false;
+  #breaker: BreakerState = "closed";
+  #failures = 0;
+  #nextProbe = 0;
+  #stats = {
+    storeCalls: 0,
+    storeErrors: 0,
+    storeTimeouts: 0,
+    lateReplies: 0,
+    fallbacks: 0,
+    cached: 0,
+    breakerOpens: 0,
+  };
+
+  /** stats counts store calls, failures, fallbacks and cached denials, and gives the breaker's state. */
+  stats(): LimiterStats {
+    return { ...this.#stats, breaker: this.#breaker };
   }
 
   /** consume spends `cost` tokens (default 1) from every policy's bucket for `key`, all or nothing. */
@@ -112,7 +301,23 @@ export class RateLimiter {
   /** reset forgets `key`: its next request sees full buckets. */
   async reset(key: string): Promise<void> {
     assertKey(key);
-    await this.store.reset(key, this.policies);
+    this.#denials?.delete(key);
+    this.#insurance?.reset(key, this.#scale(this.policies));
+    const done = this.store.reset(key, this.policies);
+    if (!this.#remote || !(done instanceof Promise)) {
+      await done;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreTimeoutError(this.#timeout)), this.#timeout);
+    });
+    try {
+      await Promise.race([done, late]);
+    } finally {
+      clearTimeout(timer);
+      done.catch(() => {});
+    }
   }
 
   /**
@@ -154,9 +359,117 @@ export class RateLimiter {
    * check decides one request: synchronously when the store is synchronous
    * (the memory store), so HTTP adapters can skip a promise on the hot path.
    * Throws CostError for a bad cost and TypeError for a key that is not a string.
+   * `shadow` says the caller lets a denied request through (shadow mode), so
+   * it is reported as `shadow_limited` rather than `limited`.
    * @internal
    */
   check(
+    key: string,
+    cost: number,
+    spend: boolean,
+    list: readonly Policy[],
+    shadow = false,
+  ): Decision | Promise<Decision> {
+    if (!spend || !(this.events.observing || this.#top !== undefined)) {
+      return this.#decide(key, cost, spend, list);
+    }
+    const started = this.events.wants["store-call"] ? performance.now() : -1;
+    const result = this.#decide(key, cost, spend, list);
+    if (result instanceof Promise) return result.then((d) => this.#observe(key, d, shadow, started));
+    return this.#observe(key, result, shadow, started);
+  }
+
+  /**
+   * topLimited returns up to `n` (default 10) keys limited most in the last
+   * one to two windows (see the `topLimited` option), most first; each
+   * `count` may overstate by at most its `error`. Empty with `topLimited: false`.
+   */
+  topLimited(n = 10): TopKey[] {
+    return this.#top?.top(n, this.clock()) ?? [];
+  }
+
+  /** observe reports one spending decision to listeners and to the top-limited summary. */
+  #observe(key: string, d: Decision, shadow: boolean, started: number): Decision {
+    const events = this.events;
+    if (started >= 0 && d.reason === "store") {
+      events.emit("store-call", (performance.now() - started) / 1000);
+    }
+    if (events.wants.decision) events.emit("decision", outcomeOf(d, shadow), d, key);
+    if (!d.allowed) {
+      this.#top?.add(key, this.clock());
+      if (events.wants.limited) events.emit("limited", d.policy, key, d, shadow);
+    }
+    return d;
+  }
+
+  /** observability checks and sets up the logger, the top-limited summary and eviction events. */
+  #observability(options: RateLimiterOptions, clock: Clock, store: Store): void {
+    const { logger, logInterval = 60_000, topLimited = {} } = options;
+    if (!Number.isInteger(logInterval) || logInterval < 1) {
+      throw new ConfigError(
+        "logInterval",
+        logInterval,
+        "must be an integer number of milliseconds >= 1",
+        "pass logInterval: 60000 (one line per kind a minute)",
+      );
+    }
+    if (logger !== undefined) {
+      const bad = (["info", "warn", "error"] as const).find(
+        (m) => typeof (logger as unknown as Record<string, unknown>)?.[m] !== "function",
+      );
+      if (bad !== undefined) {
+        throw new ConfigError(
+          "logger",
+          logger,
+          `must be a pino-style logger; its ${bad} is not a function`,
+          "pass logger: pino(), or any object with info, warn and error methods",
+        );
+      }
+      attachLogger(this.events, logger, logInterval, clock);
+    }
+    if (topLimited !== false) {
+      const { size = 100, window = 60_000 } = topLimited ?? {};
+      if (!Number.isInteger(size) || size < 1 || size > 10_000) {
+        throw new ConfigError(
+          "topLimited.size",
+          size,
+          "must be an integer from 1 to 10000",
+          "pass topLimited: { size: 100 }, or topLimited: false to keep no summary",
+        );
+      }
+      if (!Number.isInteger(window) || window < 1000) {
+        throw new ConfigError(
+          "topLimited.window",
+          window,
+          "must be an integer number of milliseconds >= 1000",
+          "pass topLimited: { window: 60000 }",
+        );
+      }
+      this.#top = new TopLimited(size, window);
+    }
+    if (store instanceof MemoryStore && store.onEvict === undefined) {
+      const events = this.events;
+      store.onEvict = (kind, policy, key) => {
+        if (events.wants.eviction) events.emit("eviction", kind, policy, key);
+      };
+    }
+  }
+
+  /** reportFailure tells listeners of a failed store call. */
+  #reportFailure(timedOut: boolean, error: unknown): void {
+    if (!this.events.wants["store-error"]) return;
+    if (timedOut) this.events.emit("store-error", new StoreTimeoutError(this.#timeout), "timeout");
+    else this.events.emit("store-error", error, "error");
+  }
+
+  /** fellBack tells listeners, once per outage, that onStoreError decides; `active` false when it ends. */
+  #fellBack(active: boolean): void {
+    this.#fallingBack = active;
+    if (this.events.wants.insurance) this.events.emit("insurance", active, this.onStoreError);
+  }
+
+  /** decide is check without the reporting. */
+  #decide(
     key: string,
     cost: number,
     spend: boolean,
@@ -167,12 +480,248 @@ export class RateLimiter {
       const problem = checkCost(cost, list);
       if (problem !== undefined) throw new CostError(cost, problem);
     }
+    if (this.#remote) return this.#remoteCheck(key, cost, spend, list);
     const reply = this.store.consume(key, list, cost, spend);
     if (reply instanceof Promise) {
       return reply.then((r) => decide(list, r, cost, "store"));
     }
     return decide(list, reply, cost, "store");
   }
+
+  /**
+   * remoteCheck decides with a network store: a cached denial if one is in
+   * force, the fallback while the breaker is open, else the store within its
+   * deadline.
+   */
+  #remoteCheck(
+    key: string,
+    cost: number,
+    spend: boolean,
+    list: readonly Policy[],
+  ): Decision | Promise<Decision> {
+    const denials = this.#denials;
+    if (denials !== undefined) {
+      const hit = denials.get(key);
+      if (hit !== undefined) {
+        const now = this.#cacheClock();
+        if (hit.until <= now) denials.delete(key);
+        else if (hit.list === list && cost === hit.cost) {
+          this.#stats.cached++;
+          return cachedDecision(hit, now);
+        }
+      }
+    }
+    let probe = false;
+    if (this.#breaker !== "closed") {
+      const now = performance.now();
+      if (this.#breaker === "half-open" || now < this.#nextProbe) {
+        return this.#fallback(key, cost, spend, list);
+      }
+      // Nothing is sent while the client has no connection, so no probe is spent.
+      if ((this.store as Store).available?.() === false)
+        return this.#fallback(key, cost, spend, list);
+      this.#breaker = "half-open";
+      this.#nextProbe = now + PROBE_EVERY;
+      probe = true;
+    }
+    const sentAt = this.#cacheClock();
+    const started = performance.now();
+    this.#stats.storeCalls++;
+    let reply: StoreReply | Promise<StoreReply>;
+    try {
+      reply = this.store.consume(key, list, cost, spend);
+    } catch (error) {
+      this.#failed(probe, false, error);
+      return this.#fallback(key, cost, spend, list);
+    }
+    if (!(reply instanceof Promise)) {
+      this.#succeeded();
+      return this.#stored(key, cost, list, sentAt, reply);
+    }
+    return new Promise<Decision>((resolve) => {
+      const call: Call = {
+        done: false,
+        deadline: started + this.#timeout,
+        sentAt,
+        probe,
+        key,
+        cost,
+        spend,
+        list,
+        resolve,
+      };
+      this.#queue.push(call);
+      if (!this.#armed) this.#arm();
+      reply.then(
+        (r) => {
+          if (call.done) {
+            this.#stats.lateReplies++;
+            return;
+          }
+          call.done = true;
+          this.#succeeded();
+          resolve(this.#stored(key, cost, list, sentAt, r));
+        },
+        (error: unknown) => {
+          if (call.done) return;
+          call.done = true;
+          this.#failed(probe, false, error);
+          resolve(this.#fallback(key, cost, spend, list));
+        },
+      );
+    });
+  }
+
+  /** stored turns a store reply into a decision, caching a denial. */
+  #stored(
+    key: string,
+    cost: number,
+    list: readonly Policy[],
+    sentAt: number,
+    reply: StoreReply,
+  ): Decision {
+    const decision = decide(list, reply, cost, "store");
+    const denials = this.#denials;
+    if (!decision.allowed && denials !== undefined) {
+      if (denials.size >= MAX_CACHED) this.#trimDenials(denials);
+      denials.set(key, { until: sentAt + decision.retryAfter, cost, list, decision });
+    }
+    return decision;
+  }
+
+  #trimDenials(denials: Map<string, Denial>): void {
+    const now = this.#cacheClock();
+    for (const [key, d] of denials) if (d.until <= now) denials.delete(key);
+    if (denials.size < MAX_CACHED * 0.9) return;
+    let drop = denials.size - MAX_CACHED / 2;
+    for (const key of denials.keys()) {
+      if (drop-- <= 0) break;
+      denials.delete(key);
+    }
+  }
+
+  #succeeded(): void {
+    this.#failures = 0;
+    if (this.#breaker !== "closed") {
+      this.#breaker = "closed";
+      if (this.events.wants["breaker-close"]) this.events.emit("breaker-close");
+    }
+    if (this.#fallingBack) this.#fellBack(false);
+  }
+
+  #failed(probe: boolean, timedOut: boolean, error?: unknown): void {
+    this.#reportFailure(timedOut, error);
+    if (timedOut) this.#stats.storeTimeouts++;
+    else this.#stats.storeErrors++;
+    this.#failures++;
+    if (probe || (this.#breaker === "closed" && this.#failures >= BREAKER_FAILURES)) {
+      if (this.#breaker === "closed") {
+        this.#stats.breakerOpens++;
+        if (this.events.wants["breaker-open"]) this.events.emit("breaker-open", this.#failures);
+        this.#nextProbe = performance.now() + PROBE_EVERY;
+      }
+      this.#breaker = "open";
+    }
+  }
+
+  /**
+   * arm sets one timer for the oldest call in flight; every call has the same
+   * timeout, so deadlines come in the order calls were sent.
+   */
+  #arm(): void {
+    const queue = this.#queue;
+    while (this.#head < queue.length && (queue[this.#head] as Call).done) this.#head++;
+    if (this.#head >= queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+      return;
+    }
+    this.#armed = true;
+    const wait = (queue[this.#head] as Call).deadline - performance.now();
+    setTimeout(this.#onTimer, Math.max(1, Math.ceil(wait))).unref();
+  }
+
+  /**
+   * The timer only schedules the check: timers run before the event loop
+   * reads sockets, so a reply that already arrived while the loop was busy
+   * would lose to its deadline. setImmediate runs after that read, so a reply
+   * that has arrived wins.
+   */
+  readonly #onTimer = (): void => {
+    setImmediate(this.#expire);
+  };
+
+  readonly #expire = (): void => {
+    const now = performance.now();
+    const queue = this.#queue;
+    while (this.#head < queue.length) {
+      const call = queue[this.#head] as Call;
+      if (!call.done) {
+        if (call.deadline > now) break;
+        call.done = true;
+        this.#failed(call.probe, true);
+        call.resolve(this.#fallback(call.key, call.cost, call.spend, call.list));
+      }
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      this.#queue = queue.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#armed = false;
+    this.#arm();
+  };
+
+  /** fallback decides by `onStoreError` while the store cannot. */
+  #fallback(key: string, cost: number, spend: boolean, list: readonly Policy[]): Decision {
+    this.#stats.fallbacks++;
+    if (!this.#fallingBack) this.#fellBack(true);
+    if (this.#insurance !== undefined) {
+      const scaled = this.#scale(list);
+      return decide(scaled, this.#insurance.consume(key, scaled, cost, spend), cost, "insurance");
+    }
+    const now = this.clock();
+    const allow = this.onStoreError === "allow";
+    const reply: number[] = [now, allow ? 1 : 0];
+    for (const p of list) reply.push(allow ? p.capacity - cost : 0, now);
+    const decision = decide(list, reply, cost, allow ? "fail-open" : "fail-closed");
+    if (allow) return decision;
+    // Retry when the store is tried again, not when an empty bucket would refill.
+    const retryAfter =
+      this.#breaker === "closed"
+        ? PROBE_EVERY
+        : Math.max(1, Math.ceil(this.#nextProbe - performance.now()));
+    return { ...decision, retryAfter };
+  }
+
+  /** scale divides each policy by `instances` for the insurance limiter. */
+  #scale(list: readonly Policy[]): readonly Policy[] {
+    const n = this.instances;
+    if (n === 1) return list;
+    let scaled = this.#scaled.get(list);
+    if (scaled === undefined) {
+      scaled = list.map((p) => {
+        const capacity = Math.max(1, Math.floor(p.capacity / n));
+        const exact = p.refillRate % n === 0;
+        const refillRate = exact ? p.refillRate / n : p.refillRate;
+        const interval = exact ? p.interval : p.interval * n;
+        return Object.freeze({
+          name: p.name,
+          capacity,
+          refillRate,
+          interval,
+          window: Math.ceil(capacity / refillRate) * interval,
+        });
+      });
+      this.#scaled.set(list, scaled);
+    }
+    return scaled;
+  }
+}
+
+/** cachedDecision answers from a denial still in force; only the wait has moved on. */
+function cachedDecision(hit: Denial, now: number): Decision {
+  return { ...hit.decision, retryAfter: Math.ceil(hit.until - now), reason: "cached" };
 }
 
 function assertKey(key: unknown): asserts key is string {

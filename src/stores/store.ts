@@ -18,6 +18,21 @@ export interface Store {
   reset(key: string, policies: readonly Policy[]): void | Promise<void>;
   /** Releases what the store holds. */
   close?(): void | Promise<void>;
+  /**
+   * Set by stores that answer over the network (RedisStore): milliseconds a
+   * RateLimiter waits for a reply before following `onStoreError`. With it the
+   * limiter also runs a circuit breaker and caches denials locally.
+   */
+  readonly timeout?: number;
+  /** False when a call could not be sent now (no connection): the limiter then sends no probe. */
+  available?(): boolean;
+  /**
+   * The clock the store decides by, when it reads one in this process (a
+   * MemoryStore, a RedisStore with an injected test clock). Absent for a store
+   * whose clock is remote (Redis `TIME`); the limiter then times cached
+   * denials with its own monotonic clock.
+   */
+  readonly clock?: Clock | undefined;
 }
 
 /** Clock returns the current time in epoch milliseconds. */

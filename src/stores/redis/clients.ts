@@ -1,0 +1,168 @@
+/**
+ * The few calls RedisStore makes, behind one tiny interface, so it works with
+ * the client the user already has: ioredis, iovalkey, an ioredis Cluster, or
+ * node-redis v4/v5. These types are structural: floodgate imports no client.
+ */
+
+/** IORedisLike is the part of an ioredis or iovalkey client (or ioredis Cluster) floodgate uses. */
+export interface IORedisLike {
+  evalsha(sha1: string, numkeys: string, ...args: string[]): Promise<unknown>;
+  eval(script: string, numkeys: string, ...args: string[]): Promise<unknown>;
+  del(...keys: string[]): Promise<unknown>;
+  quit(): Promise<unknown>;
+  /** `"ready"` when commands can be sent. */
+  readonly status: string;
+}
+
+/** NodeRedisLike is the part of a node-redis v4/v5 client floodgate uses. */
+export interface NodeRedisLike {
+  sendCommand(args: string[]): Promise<unknown>;
+  /** True when commands can be sent. */
+  readonly isReady: boolean;
+}
+
+/** RedisClientLike is any client RedisStore accepts. */
+export type RedisClientLike = IORedisLike | NodeRedisLike;
+
+/**
+ * Conn is what RedisStore calls. `argv` is `[sha or script, numkeys, ...keys,
+ * ...args]`, all strings.
+ */
+export interface Conn {
+  evalsha(argv: string[]): Promise<unknown>;
+  eval(argv: string[]): Promise<unknown>;
+  del(keys: string[]): Promise<unknown>;
+  /** False while the client has no connection: a call would fail without reaching Redis. */
+  ready(): boolean;
+  quit(): Promise<void>;
+  readonly kind: "ioredis" | "node-redis";
+}
+
+/** isNodeRedis tells node-redis (which has `isReady`) from ioredis (which also has a `sendCommand`). */
+function isNodeRedis(client: RedisClientLike): client is NodeRedisLike {
+  return "isReady" in client && typeof (client as NodeRedisLike).sendCommand === "function";
+}
+
+/** adapt wraps a user's client; returns undefined when it is none of the known kinds. */
+export function adapt(client: unknown): Conn | undefined {
+  if (typeof client !== "object" || client === null) return undefined;
+  const c = client as RedisClientLike;
+  if (isNodeRedis(c)) return nodeRedis(c);
+  if (typeof (c as IORedisLike).evalsha === "function" && "status" in c) {
+    return ioredis(c as IORedisLike);
+  }
+  return undefined;
+}
+
+/** Variadic view of IORedisLike: argv is always `[sha or script, numkeys, ...]`. */
+interface Variadic {
+  evalsha(...argv: string[]): Promise<unknown>;
+  eval(...argv: string[]): Promise<unknown>;
+}
+
+function ioredis(c: IORedisLike): Conn {
+  const v = c as unknown as Variadic;
+  return {
+    kind: "ioredis",
+    evalsha: (argv) => v.evalsha(...argv),
+    eval: (argv) => v.eval(...argv),
+    del: (keys) => c.del(...keys),
+    ready: () => c.status === "ready",
+    quit: async () => {
+      await c.quit();
+    },
+  };
+}
+
+function nodeRedis(c: NodeRedisLike): Conn {
+  const close = c as NodeRedisLike & {
+    quit?: () => Promise<unknown>;
+    close?: () => Promise<unknown>;
+  };
+  return {
+    kind: "node-redis",
+    evalsha: (argv) => c.sendCommand(["EVALSHA", ...argv]),
+    eval: (argv) => c.sendCommand(["EVAL", ...argv]),
+    del: (keys) => c.sendCommand(["DEL", ...keys]),
+    ready: () => c.isReady,
+    quit: async () => {
+      if (typeof close.close === "function") await close.close();
+      else if (typeof close.quit === "function") await close.quit();
+    },
+  };
+}
+
+/** isNoScript tells whether a client's error is Redis's NOSCRIPT (script cache empty, e.g. after a restart). */
+export function isNoScript(error: unknown): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    typeof (error as Error).message === "string" &&
+    (error as Error).message.startsWith("NOSCRIPT")
+  );
+}
+
+/**
+ * Options RedisStore sets on a client it opens from a `url`, and that users
+ * should set on their own (see docs/readme/redis.md): fail at once instead of
+ * queueing while disconnected, never re-send a command that may already have
+ * run (that would charge a request twice), and reconnect quickly.
+ */
+export const IOREDIS_OPTIONS = {
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+  retryStrategy: (times: number) => Math.min(times * 50, 200),
+  lazyConnect: false,
+} as const;
+
+/** open connects to `url` with the first client library installed: ioredis, iovalkey, then node-redis. */
+export async function open(url: string): Promise<Conn> {
+  const errors: string[] = [];
+  for (const name of ["ioredis", "iovalkey"]) {
+    const mod = await load(name, errors);
+    if (mod === undefined) continue;
+    const Redis = (mod.Redis ??
+      (mod.default as Record<string, unknown> | undefined)?.Redis ??
+      mod.default) as new (
+      url: string,
+      options: object,
+    ) => IORedisLike & {
+      on(event: string, fn: (e: unknown) => void): void;
+    };
+    const client = new Redis(url, IOREDIS_OPTIONS);
+    // Errors are seen as failed calls; an 'error' event with no listener would crash the process.
+    client.on("error", () => {});
+    return ioredis(client);
+  }
+  const mod = await load("redis", errors);
+  if (mod !== undefined) {
+    const createClient = (mod.createClient ??
+      (mod.default as Record<string, unknown> | undefined)?.createClient) as (
+      options: object,
+    ) => NodeRedisLike & {
+      connect(): Promise<unknown>;
+      on(event: string, fn: (e: unknown) => void): void;
+    };
+    const client = createClient({
+      url,
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: (retries: number) => Math.min(retries * 50, 200) },
+    });
+    client.on("error", () => {});
+    client.connect().catch(() => {});
+    return nodeRedis(client);
+  }
+  throw new Error(
+    `floodgate: RedisStore({ url }) needs a Redis client library: npm install ioredis (or iovalkey, or redis). ${errors.join("; ")}`,
+  );
+}
+
+async function load(name: string, errors: string[]): Promise<Record<string, unknown> | undefined> {
+  try {
+    return (await import(name)) as Record<string, unknown>;
+  } catch (error) {
+    errors.push(`${name}: ${(error as Error).message.split("\n")[0]}`);
+    return undefined;
+  }
+}

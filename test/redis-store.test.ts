@@ -1,0 +1,253 @@
+import { createHash } from "node:crypto";
+import { Cluster, Redis } from "ioredis";
+import { Redis as Valkey } from "iovalkey";
+import { createClient } from "redis";
+import { createClient as createClient4 } from "redis4";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RateLimiter, RedisStore, type Store } from "../src/index.js";
+import { keyId } from "../src/stores/redis/keys.js";
+import { SCRIPT, SHA } from "../src/stores/redis/script.js";
+import {
+  describeRedis,
+  type RedisCluster,
+  type RedisServer,
+  startCluster,
+  startRedis,
+} from "./helpers/redis-server.js";
+import { storeContract } from "./store-contract.js";
+
+/** Options every client here gets, as docs/readme/redis.md advises. */
+const safe = {
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+} as const;
+
+let prefixes = 0;
+const prefix = () => `t${++prefixes}`;
+
+describeRedis("RedisStore against redis-server", () => {
+  let server: RedisServer;
+  let ioredis: Redis;
+  let valkey: Valkey;
+  let node5: ReturnType<typeof createClient>;
+  let node4: ReturnType<typeof createClient4>;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    ioredis = new Redis(server.port, server.host, safe);
+    valkey = new Valkey(server.port, server.host, safe);
+    node5 = createClient({ url: server.url, disableOfflineQueue: true });
+    node4 = createClient4({ url: server.url, disableOfflineQueue: true });
+    await Promise.all([
+      node5.connect(),
+      node4.connect(),
+      new Promise((r) => ioredis.once("ready", r)),
+      new Promise((r) => valkey.once("ready", r)),
+    ]);
+  }, 20_000);
+
+  afterAll(async () => {
+    ioredis?.disconnect();
+    valkey?.disconnect();
+    await node5?.quit().catch(() => {});
+    await node4?.quit().catch(() => {});
+    await server?.stop();
+  });
+
+  storeContract(
+    "RedisStore (ioredis)",
+    (now) => new RedisStore({ client: ioredis, prefix: prefix(), now }),
+  );
+  storeContract(
+    "RedisStore (iovalkey)",
+    (now) => new RedisStore({ client: valkey, prefix: prefix(), now }),
+  );
+  storeContract(
+    "RedisStore (node-redis 5)",
+    (now) => new RedisStore({ client: node5, prefix: prefix(), now }),
+  );
+  storeContract(
+    "RedisStore (node-redis 4)",
+    (now) => new RedisStore({ client: node4, prefix: prefix(), now }),
+  );
+
+  it("pins the script's SHA", () => {
+    expect(SHA).toBe(createHash("sha1").update(SCRIPT).digest("hex"));
+    expect(SHA).toMatchInlineSnapshot(`"572e6ef1c43f5232953684d917697de8d5cb63e3"`);
+  });
+
+  it("reloads the script after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)", async () => {
+    for (const client of [ioredis, node5]) {
+      const limiter = new RateLimiter({
+        policy: { capacity: 2, refillRate: 1, interval: 1000 },
+        store: new RedisStore({ client, prefix: prefix(), timeout: 2000 }),
+      });
+      await server.cli("script", "flush");
+      expect(await limiter.consume("a")).toMatchObject({
+        allowed: true,
+        remaining: 1,
+        reason: "store",
+      });
+      expect((await server.cli("script", "exists", SHA)).trim()).toBe("1");
+      expect(await limiter.consume("a")).toMatchObject({
+        allowed: true,
+        remaining: 0,
+        reason: "store",
+      });
+    }
+  });
+
+  it("uses Redis TIME and sets PEXPIRE to the time until the bucket is full again", async () => {
+    const p = prefix();
+    const limiter = new RateLimiter({
+      policies: [
+        { name: "burst", capacity: 10, refillRate: 2, interval: 1000 },
+        { name: "daily", capacity: 1000, refillRate: 1000, interval: 86_400_000 },
+      ],
+      store: new RedisStore({ client: ioredis, prefix: p, timeout: 2000 }),
+    });
+    const d = await limiter.consume("client-1", { cost: 4 });
+    const time = (await server.cli("time")).trim().split("\n").map(Number);
+    const redisNow = (time[0] as number) * 1000 + Math.floor((time[1] as number) / 1000);
+    expect(Math.abs(d.resetAt - 1000 - redisNow)).toBeLessThan(1000);
+    // 4 missing at 2 per second: full again in 2 intervals.
+    const burst = Number(await server.cli("pttl", `${p}:{client-1}:burst`));
+    expect(burst).toBeGreaterThan(1000);
+    expect(burst).toBeLessThanOrEqual(2000);
+    const daily = Number(await server.cli("pttl", `${p}:{client-1}:daily`));
+    expect(daily).toBeGreaterThan(86_400_000 - 1000);
+    expect(daily).toBeLessThanOrEqual(86_400_000);
+    // A peek writes nothing; a full bucket is deleted, not stored.
+    await limiter.peek("client-2");
+    expect(Number(await server.cli("exists", `${p}:{client-2}:burst`))).toBe(0);
+    await limiter.reset("client-1");
+    expect(Number(await server.cli("exists", `${p}:{client-1}:burst`))).toBe(0);
+  });
+
+  it("keeps keys under 100 bytes and in one slot for hostile identifiers", async () => {
+    const p = "abcdefghij0123456789";
+    const limiter = new RateLimiter({
+      policies: [
+        { name: "a".repeat(64), capacity: 5, refillRate: 1, interval: 1000 },
+        { name: "b", capacity: 5, refillRate: 1, interval: 1000 },
+      ],
+      store: new RedisStore({ client: ioredis, prefix: p, timeout: 2000 }),
+    });
+    const hostile = [
+      "x".repeat(1 << 20),
+      "\u0000",
+      "a\r\nb",
+      "}{",
+      "{victim}",
+      "#fake",
+      "",
+      "ü".repeat(30),
+      "x".repeat(44),
+    ];
+    for (const id of hostile) await limiter.consume(id);
+    const keys = (await server.cli("--scan", "--pattern", `${p}:*`)).trim().split("\n");
+    expect(keys).toHaveLength(hostile.length * 2);
+    for (const k of keys) {
+      expect(Buffer.byteLength(k)).toBeLessThan(100);
+      // Exactly one hash tag, and nothing a client chose can sit outside it.
+      expect(k.match(/[{}]/g)).toEqual(["{", "}"]);
+    }
+    expect(keyId("{victim}")).not.toContain("victim");
+    expect(keyId("x".repeat(44))).toBe("x".repeat(44));
+    expect(keyId("x".repeat(45))).toMatch(/^#[A-Za-z0-9_-]{27}$/);
+  });
+
+  it("validates its options with the option's name", () => {
+    expect(() => new RedisStore({} as never)).toThrow(/RedisStore.client/);
+    expect(() => new RedisStore({ client: ioredis, prefix: "a{b}" })).toThrow(/RedisStore.prefix/);
+    expect(() => new RedisStore({ client: ioredis, prefix: "x".repeat(21) })).toThrow(
+      /RedisStore.prefix/,
+    );
+    expect(() => new RedisStore({ client: ioredis, timeout: 0 })).toThrow(/RedisStore.timeout/);
+    expect(() => new RedisStore({ client: {} as never })).toThrow(
+      /ioredis, iovalkey or node-redis/,
+    );
+    expect(() => new RedisStore({ client: ioredis, ttl: 5 } as never)).toThrow(
+      /"RedisStore.ttl" is not a RedisStore option/,
+    );
+    expect(() => new RedisStore({ url: "http://x" })).toThrow(/RedisStore.url/);
+  });
+
+  it("opens and closes its own client from a url", async () => {
+    const store = new RedisStore({ url: server.url, prefix: prefix(), timeout: 2000 });
+    await store.ready();
+    const until = Date.now() + 5000;
+    while (!store.available() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const limiter = new RateLimiter({
+      policy: { capacity: 1, refillRate: 1, interval: 1000 },
+      store,
+    });
+    expect(await limiter.consume("u")).toMatchObject({ allowed: true, reason: "store" });
+    expect(await limiter.consume("u")).toMatchObject({ allowed: false, reason: "store" });
+    expect(await limiter.consume("u")).toMatchObject({ allowed: false, reason: "cached" });
+    await limiter.close();
+    expect(store.available()).toBe(false);
+  });
+});
+
+describeRedis("RedisStore against a 3-node Redis Cluster", () => {
+  let cluster: RedisCluster;
+  let client: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    client = new Cluster(cluster.nodes, {
+      enableOfflineQueue: false,
+      redisOptions: { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 },
+    });
+    await new Promise((r) => client.once("ready", r));
+  }, 40_000);
+
+  afterAll(async () => {
+    client?.disconnect();
+    await cluster?.stop();
+  });
+
+  storeContract(
+    "RedisStore (ioredis Cluster)",
+    (now): Store => new RedisStore({ client, prefix: prefix(), now, timeout: 2000 }),
+  );
+
+  it("spreads clients over slots and never crosses slots within one", async () => {
+    const limiter = new RateLimiter({
+      policies: [
+        { name: "s", capacity: 2, refillRate: 1, interval: 1000 },
+        { name: "h", capacity: 100, refillRate: 100, interval: 3_600_000 },
+      ],
+      store: new RedisStore({ client, prefix: prefix(), timeout: 2000 }),
+    });
+    for (let i = 0; i < 50; i++) {
+      expect(await limiter.consume(`client-${i}`)).toMatchObject({
+        allowed: true,
+        reason: "store",
+      });
+    }
+    const sizes = await Promise.all(client.nodes("master").map((n) => n.dbsize()));
+    expect(sizes.filter((s) => s > 0).length).toBe(3);
+  });
+});
+
+describe("RedisStore client types", () => {
+  it("accepts every supported client at the type level", () => {
+    const types = (
+      c: Redis,
+      v: Valkey,
+      n: ReturnType<typeof createClient>,
+      n4: ReturnType<typeof createClient4>,
+      cl: Cluster,
+    ) => [
+      new RedisStore({ client: c }),
+      new RedisStore({ client: v }),
+      new RedisStore({ client: n }),
+      new RedisStore({ client: n4 }),
+      new RedisStore({ client: cl }),
+    ];
+    expect(typeof types).toBe("function");
+  });
+});
