@@ -3,6 +3,7 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     index: "src/index.ts",
+    cli: "src/cli/index.ts",
   },
   format: ["esm", "cjs"],
   dts: true,
