@@ -2,12 +2,12 @@ import { performance } from "node:perf_hooks";
 import { type Decision, decide, type StoreReply } from "./core/decision.js";
 import { ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
 import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
-import { MemoryStore } from "./stores/memory-store.js";
-import type { Clock, Store } from "./stores/store.js";
-import { StoreTimeoutError } from "./stores/store-errors.js";
 import { LimiterEvents, outcomeOf } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
 import { type TopKey, TopLimited } from "./metrics/top-keys.js";
+import { MemoryStore } from "./stores/memory-store.js";
+import type { Clock, Store } from "./stores/store.js";
+import { StoreTimeoutError } from "./stores/store-errors.js";
 
 /**
  * StoreErrorMode says who decides while the store fails (error, timeout, or
@@ -375,7 +375,8 @@ export class RateLimiter {
     }
     const started = this.events.wants["store-call"] ? performance.now() : -1;
     const result = this.#decide(key, cost, spend, list);
-    if (result instanceof Promise) return result.then((d) => this.#observe(key, d, shadow, started));
+    if (result instanceof Promise)
+      return result.then((d) => this.#observe(key, d, shadow, started));
     return this.#observe(key, result, shadow, started);
   }
 

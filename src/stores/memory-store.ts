@@ -17,7 +17,12 @@ export interface MemoryStoreOptions {
   maxKeys?: number;
   /** Returns epoch ms; default `Date.now`. Pass a fake clock to test limits without sleeping. */
   clock?: Clock;
+  /** Hears each bucket evicted at `maxKeys`; see MemoryStore.onEvict. */
+  onEvict?: EvictionListener;
 }
+
+/** EvictionListener hears one bucket evicted to make room: `kind`, the policy's name, the client key. */
+export type EvictionListener = (kind: "active" | "throttled", policy: string, key: string) => void;
 
 /** MemoryStoreStats counts what a MemoryStore holds and has evicted since it was built. */
 export interface MemoryStoreStats {
@@ -74,6 +79,12 @@ class Table {
 export class MemoryStore implements Store {
   readonly maxKeys: number;
   readonly clock: Clock;
+  /**
+   * onEvict, when set, hears each bucket evicted at `maxKeys` (not the full
+   * buckets dropped, which no client can tell apart). A RateLimiter built on
+   * this store sets it, when unset, to emit its `eviction` event.
+   */
+  onEvict: EvictionListener | undefined;
   readonly #tables = new Map<string, Table>();
   readonly #states: BucketState[] = [];
   readonly #slots: number[] = [];
@@ -83,12 +94,12 @@ export class MemoryStore implements Store {
 
   constructor(options: MemoryStoreOptions = {}) {
     for (const key of Object.keys(options)) {
-      if (key !== "maxKeys" && key !== "clock") {
+      if (key !== "maxKeys" && key !== "clock" && key !== "onEvict") {
         throw new ConfigError(
           `MemoryStore.${key}`,
           (options as Record<string, unknown>)[key],
           "is not a MemoryStore option",
-          "MemoryStore takes maxKeys and clock",
+          "MemoryStore takes maxKeys, clock and onEvict",
         );
       }
     }
@@ -112,6 +123,7 @@ export class MemoryStore implements Store {
     }
     this.maxKeys = maxKeys;
     this.clock = clock;
+    this.onEvict = options.onEvict;
   }
 
   consume(key: string, policies: readonly Policy[], cost: number, spend: boolean): number[] {
@@ -248,7 +260,9 @@ export class MemoryStore implements Store {
     for (let slot = 0; slot < used && count > 0; slot++) {
       const score = scores[slot] as number;
       if (score > cut || table.keys[slot] === undefined) continue;
-      this.#evictions[score >= THROTTLED ? "throttled" : "active"]++;
+      const kind = score >= THROTTLED ? "throttled" : "active";
+      this.#evictions[kind]++;
+      this.onEvict?.(kind, p.name, table.keys[slot] as string);
       table.remove(slot);
       count--;
     }

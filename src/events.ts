@@ -1,0 +1,187 @@
+import type { Decision } from "./core/decision.js";
+
+/**
+ * Outcome classifies a spending decision the way metrics count it:
+ * `"allowed"` and `"limited"` by the store (or a denial it cached),
+ * `"shadow_limited"` denied but let through because the caller runs in shadow
+ * mode, `"fallback_allowed"` and `"fallback_limited"` decided by
+ * `onStoreError` while the store failed.
+ */
+export type Outcome =
+  | "allowed"
+  | "limited"
+  | "shadow_limited"
+  | "fallback_allowed"
+  | "fallback_limited";
+
+/** OUTCOMES lists every Outcome, in the order metrics and dashboards show them. */
+export const OUTCOMES: readonly Outcome[] = Object.freeze([
+  "allowed",
+  "limited",
+  "shadow_limited",
+  "fallback_allowed",
+  "fallback_limited",
+]);
+
+/** StoreErrorKind: `"error"` the call failed, `"timeout"` it missed its deadline. */
+export type StoreErrorKind = "error" | "timeout";
+
+/** FallbackMode names what decides while the store fails (a RateLimiter's `onStoreError`). */
+export type FallbackMode = "insurance" | "allow" | "deny";
+
+/**
+ * LimiterEventMap gives each event's listener arguments. Listeners receive
+ * the client key where one is involved; it is for the user's own telemetry
+ * and never becomes a metric label.
+ */
+export interface LimiterEventMap {
+  /** decision: every spending decision (consume, wait, middleware), never a peek. */
+  decision: [outcome: Outcome, decision: Decision, key: string];
+  /** limited: a request was denied, or would have been (`shadow` true) in shadow mode. */
+  limited: [policy: string, key: string, decision: Decision, shadow: boolean];
+  /** store-call: the store answered a decision; `seconds` is how long it took. */
+  "store-call": [seconds: number];
+  /** store-error: a store call failed or timed out; the fallback decided instead. */
+  "store-error": [error: unknown, kind: StoreErrorKind];
+  /** breaker-open: after `failures` failures in a row the limiter stopped calling the store. */
+  "breaker-open": [failures: number];
+  /** breaker-close: a probe succeeded; the store decides again. */
+  "breaker-close": [];
+  /**
+   * eviction: the memory store, full at `maxKeys`, dropped a bucket that was
+   * not full: `"active"`, or `"throttled"` (that client gets a fresh burst).
+   */
+  eviction: [kind: "active" | "throttled", policy: string, key: string];
+  /** insurance: the fallback started (`active` true) or stopped deciding. */
+  insurance: [active: boolean, mode: FallbackMode];
+}
+
+/** LimiterEventName is one of the events a RateLimiter emits. */
+export type LimiterEventName = keyof LimiterEventMap;
+
+/** LimiterListener is a listener for event `E`. */
+export type LimiterListener<E extends LimiterEventName> = (...args: LimiterEventMap[E]) => void;
+
+type Listeners = { [E in LimiterEventName]: LimiterListener<E>[] };
+
+const NAMES: readonly LimiterEventName[] = [
+  "decision",
+  "limited",
+  "store-call",
+  "store-error",
+  "breaker-open",
+  "breaker-close",
+  "eviction",
+  "insurance",
+];
+
+/**
+ * LimiterEvents is a RateLimiter's typed event channel (`limiter.events`).
+ * Emitting costs one boolean check when nobody listens: the limiter tests
+ * `wants[name]` before building any arguments. A listener that throws never
+ * fails the request it was told about: the error goes to `onListenerError`.
+ */
+export class LimiterEvents {
+  /**
+   * wants tells, per event, whether anyone listens; read it before doing any
+   * work to emit.
+   * @internal
+   */
+  readonly wants: { [E in LimiterEventName]: boolean };
+  /**
+   * observing is true while anyone listens to an event derived from decisions
+   * (decision, limited, store-call, insurance).
+   * @internal
+   */
+  observing = false;
+  /** @internal */
+  onListenerError: (error: unknown, event: LimiterEventName) => void = reportOnce;
+  readonly #listeners: Listeners;
+
+  constructor() {
+    const wants = {} as { [E in LimiterEventName]: boolean };
+    const listeners = {} as Record<LimiterEventName, unknown[]>;
+    for (const name of NAMES) {
+      wants[name] = false;
+      listeners[name] = [];
+    }
+    this.wants = wants;
+    this.#listeners = listeners as Listeners;
+  }
+
+  /** on adds `listener` for `event` and returns a function that removes it. */
+  on<E extends LimiterEventName>(event: E, listener: LimiterListener<E>): () => void {
+    const list = this.#listeners[event] as LimiterListener<E>[] | undefined;
+    if (list === undefined) {
+      throw new TypeError(
+        `floodgate: unknown event ${JSON.stringify(event)}; use one of ${NAMES.join(", ")}`,
+      );
+    }
+    if (typeof listener !== "function") {
+      throw new TypeError(`floodgate: the listener for ${event} must be a function`);
+    }
+    // Copy on write, so a listener removed while an event is delivered does not skip another.
+    (this.#listeners[event] as LimiterListener<E>[]) = [...list, listener];
+    this.#update();
+    return () => this.off(event, listener);
+  }
+
+  /** off removes `listener` from `event`; removing one that is not there does nothing. */
+  off<E extends LimiterEventName>(event: E, listener: LimiterListener<E>): void {
+    const list = this.#listeners[event] as LimiterListener<E>[] | undefined;
+    if (list === undefined) return;
+    const i = list.indexOf(listener);
+    if (i < 0) return;
+    (this.#listeners[event] as LimiterListener<E>[]) = [...list.slice(0, i), ...list.slice(i + 1)];
+    this.#update();
+  }
+
+  /** listenerCount tells how many listeners `event` has. */
+  listenerCount(event: LimiterEventName): number {
+    return this.#listeners[event]?.length ?? 0;
+  }
+
+  /**
+   * emit calls every listener of `event` in the order they were added. Callers
+   * on a hot path check `wants[event]` first.
+   * @internal
+   */
+  emit<E extends LimiterEventName>(event: E, ...args: LimiterEventMap[E]): void {
+    const list = this.#listeners[event] as LimiterListener<E>[];
+    for (let i = 0; i < list.length; i++) {
+      try {
+        (list[i] as LimiterListener<E>)(...args);
+      } catch (error) {
+        this.onListenerError(error, event);
+      }
+    }
+  }
+
+  #update(): void {
+    const wants = this.wants;
+    for (const name of NAMES) wants[name] = this.#listeners[name].length > 0;
+    this.observing = wants.decision || wants.limited || wants["store-call"] || wants.insurance;
+  }
+}
+
+const reported = new Set<string>();
+
+/** reportOnce warns once per event name that a listener threw, without failing the request. */
+function reportOnce(error: unknown, event: LimiterEventName): void {
+  if (reported.has(event)) return;
+  reported.add(event);
+  process.emitWarning(
+    `a listener for the ${event} event threw (${error instanceof Error ? error.message : String(error)}); later errors from ${event} listeners are not reported`,
+    { code: "FLOODGATE_LISTENER_ERROR" },
+  );
+}
+
+/** outcomeOf classifies a spending decision; `shadow` says the caller will not enforce it. */
+export function outcomeOf(decision: Decision, shadow: boolean): Outcome {
+  const reason = decision.reason;
+  if (reason === "insurance" || reason === "fail-open" || reason === "fail-closed") {
+    return decision.allowed ? "fallback_allowed" : "fallback_limited";
+  }
+  if (decision.allowed) return "allowed";
+  return shadow ? "shadow_limited" : "limited";
+}

@@ -1,0 +1,122 @@
+import type { LimiterEventName, LimiterEvents } from "./events.js";
+import type { Clock } from "./stores/store.js";
+
+/** LogMethod is one level of a pino-style logger: a fields object, then a message. */
+export type LogMethod = (fields: Record<string, unknown>, message: string) => void;
+
+/**
+ * Logger is the part of a pino-style logger floodgate uses (pino, and
+ * bunyan-like loggers, fit as they are). It never logs per request.
+ */
+export interface Logger {
+  info: LogMethod;
+  warn: LogMethod;
+  error: LogMethod;
+}
+
+/** LogThrottle lets one line per kind through each `interval` ms and counts the ones it held back. */
+export class LogThrottle {
+  readonly interval: number;
+  readonly #clock: Clock;
+  readonly #kinds = new Map<string, { last: number; suppressed: number }>();
+
+  constructor(interval: number, clock: Clock) {
+    this.interval = interval;
+    this.#clock = clock;
+  }
+
+  /**
+   * take returns -1 when a line of `kind` was logged less than `interval` ago
+   * (and counts this one), else how many were held back since the last line.
+   */
+  take(kind: string): number {
+    const now = this.#clock();
+    const entry = this.#kinds.get(kind);
+    if (entry === undefined) {
+      this.#kinds.set(kind, { last: now, suppressed: 0 });
+      return 0;
+    }
+    // A clock that went backwards counts as no time passed, so it cannot unlock a flood.
+    if (now - entry.last < this.interval && now >= entry.last) {
+      entry.suppressed++;
+      return -1;
+    }
+    const suppressed = entry.suppressed;
+    entry.last = now;
+    entry.suppressed = 0;
+    return suppressed;
+  }
+}
+
+/**
+ * attachLogger logs what operators act on, each kind at most once per
+ * `interval` ms: store errors and timeouts, the breaker opening and closing,
+ * the fallback starting and stopping, throttled clients evicted from a full
+ * memory store, and listeners that throw. A line carries `suppressed`, the
+ * count of lines of its kind held back since the previous one.
+ */
+export function attachLogger(
+  events: LimiterEvents,
+  logger: Logger,
+  interval: number,
+  clock: Clock,
+): void {
+  const throttle = new LogThrottle(interval, clock);
+  const log = (
+    level: keyof Logger,
+    kind: string,
+    fields: Record<string, unknown>,
+    message: string,
+  ): void => {
+    const suppressed = throttle.take(kind);
+    if (suppressed < 0) return;
+    logger[level]({ floodgate: kind, ...fields, suppressed }, message);
+  };
+  events.on("store-error", (error, kind) =>
+    log(
+      "warn",
+      `store-${kind}`,
+      { err: error },
+      kind === "timeout"
+        ? "floodgate: the store missed its deadline; onStoreError decided"
+        : "floodgate: a store call failed; onStoreError decided",
+    ),
+  );
+  events.on("breaker-open", (failures) =>
+    log(
+      "error",
+      "breaker-open",
+      { failures },
+      "floodgate: circuit breaker open; the store is not called until a probe succeeds",
+    ),
+  );
+  events.on("breaker-close", () =>
+    log("info", "breaker-close", {}, "floodgate: circuit breaker closed; the store decides again"),
+  );
+  events.on("insurance", (active, mode) =>
+    active
+      ? log(
+          "warn",
+          "fallback-start",
+          { mode },
+          `floodgate: the store is failing; onStoreError "${mode}" decides`,
+        )
+      : log("info", "fallback-stop", { mode }, "floodgate: the store decides again"),
+  );
+  events.on("eviction", (kind, policy) => {
+    if (kind !== "throttled") return;
+    log(
+      "warn",
+      "eviction-throttled",
+      { policy },
+      "floodgate: the memory store is full (maxKeys) and evicted a throttled client, who gets a fresh burst; raise maxKeys",
+    );
+  });
+  events.onListenerError = (error: unknown, event: LimiterEventName) =>
+    log(
+      "error",
+      `listener-${event}`,
+      { err: error, event },
+      `floodgate: a listener for ${event} threw`,
+    );
+}
