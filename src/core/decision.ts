@@ -43,6 +43,12 @@ export interface Decision {
   /** Every policy's state, in the order the policies were given. */
   readonly policies: readonly PolicyState[];
   readonly reason: DecisionReason;
+  /**
+   * Epoch ms at which the store decided, by the store's clock (Redis `TIME`
+   * for Redis), so `resetAt - now` is exact even when this process's clock is
+   * skewed or faked: HTTP headers derive their seconds-until-reset from it.
+   */
+  readonly now: number;
 }
 
 /**
@@ -96,6 +102,7 @@ export function decide(
     retryAfter: top.retryAfter,
     policies: states,
     reason,
+    now,
   };
 }
 

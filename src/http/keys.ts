@@ -1,0 +1,180 @@
+import { ConfigError } from "../core/errors.js";
+import { addressKey } from "./ip.js";
+import { clientKey, compileTrust, type ProxyHeader } from "./proxy.js";
+
+/**
+ * RequestReader is the little an adapter must tell floodgate about its
+ * framework's request: the socket's peer address and a header. Each adapter
+ * implements it once; client keys read requests only through it, so
+ * `keys.ip` behaves identically in every framework.
+ */
+export interface RequestReader<Req> {
+  /** address is the socket's peer address, or undefined when there is none (a closed socket, a Fetch Request). */
+  address(request: Req): string | undefined;
+  /** header is the request header `name` (given in lower case), repeated fields joined with ", "; undefined when absent. */
+  header(request: Req, name: string): string | undefined;
+}
+
+/**
+ * KeyFunction names the client a request is counted against: an IP, an API
+ * key, a user id. It gets the framework's own request and the adapter's
+ * reader, so a custom key can fall back to a built-in one:
+ * `(req, reader) => req.user?.id ?? byIp(req, reader)`.
+ */
+export type KeyFunction<Req> = (
+  request: Req,
+  reader: RequestReader<Req>,
+) => string | Promise<string>;
+
+/** Key is a built-in key function: it works with every framework's request. */
+export type Key = <Req>(request: Req, reader: RequestReader<Req>) => string;
+
+/** IpKeyOptions configure `keys.ip`. */
+export interface IpKeyOptions {
+  /**
+   * Which proxies to believe about the client's address. Default `false`:
+   * the socket's address only, and X-Forwarded-For and Forwarded are ignored.
+   * A number trusts that many hops from the socket (1 behind one load
+   * balancer); addresses and CIDR ranges (an array, or a comma-separated
+   * string; also `loopback`, `linklocal`, `uniquelocal`) trust the hops they
+   * match. The chain is walked from the right. `true` is refused.
+   */
+  trustProxy?: false | number | string | readonly string[];
+  /**
+   * The header your proxies write. Default: both X-Forwarded-For and
+   * Forwarded are read, and where both are present a hop counts only when
+   * they agree on it (a client can send either header itself).
+   */
+  header?: ProxyHeader;
+  /** Prefix length in bits (1 to 128) that groups IPv6 clients into one key. Default 64. */
+  ipv6Subnet?: number;
+}
+
+const IP_OPTIONS = new Set(["trustProxy", "header", "ipv6Subnet"]);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * ip keys requests by client IP address: IPv4-mapped IPv6 becomes IPv4, and
+ * IPv6 is grouped by its /64 (see `ipv6Subnet`). Behind proxies, set
+ * `trustProxy`. A request without a socket address gets the key "unknown".
+ * It never throws on what a client sends. Options are checked when called:
+ * bad ones throw ConfigError.
+ */
+function ip(options: IpKeyOptions = {}): Key {
+  if (typeof options !== "object" || options === null) {
+    throw new ConfigError(
+      "keys.ip(options)",
+      options,
+      "must be an object",
+      "call keys.ip() or keys.ip({ trustProxy: 1 })",
+    );
+  }
+  for (const name of Object.keys(options)) {
+    if (!IP_OPTIONS.has(name)) {
+      throw new ConfigError(
+        `keys.ip.${name}`,
+        (options as Record<string, unknown>)[name],
+        "is not a keys.ip option",
+        "keys.ip takes trustProxy, header and ipv6Subnet",
+      );
+    }
+  }
+  const prefix = options.ipv6Subnet ?? 64;
+  if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) {
+    throw new ConfigError(
+      "keys.ip.ipv6Subnet",
+      prefix,
+      "must be a prefix length from 1 to 128",
+      "leave it at 64 (one key per IPv6 subnet), or 128 to key each address",
+    );
+  }
+  const only = options.header;
+  if (only !== undefined && only !== "x-forwarded-for" && only !== "forwarded") {
+    throw new ConfigError(
+      "keys.ip.header",
+      only,
+      'must be "x-forwarded-for" or "forwarded"',
+      "name the header your proxy writes, or leave it out to read both",
+    );
+  }
+  const trust = compileTrust(options.trustProxy, "keys.ip.trustProxy");
+  if (trust.hops === 0 && trust.ranges === undefined) {
+    return function ipKey(request, reader) {
+      const address = reader.address(request);
+      return address === undefined ? "unknown" : addressKey(address, prefix);
+    };
+  }
+  return function ipKeyBehindProxy(request, reader) {
+    return clientKey(
+      trust,
+      only,
+      prefix,
+      reader.address(request),
+      only === "forwarded" ? undefined : reader.header(request, "x-forwarded-for"),
+      only === "x-forwarded-for" ? undefined : reader.header(request, "forwarded"),
+    );
+  };
+}
+
+/** HeaderKeyOptions configure `keys.header`. */
+export interface HeaderKeyOptions<Req> {
+  /** The key of a request without the header (or with it empty). Default `keys.ip()`. */
+  fallback?: KeyFunction<Req>;
+}
+
+/**
+ * header keys requests by a request header such as an API key, as
+ * `name=value` (an IP key never contains "=", so a client cannot send
+ * someone's IP as its API key to drain their bucket). Requests without the
+ * header fall back to `options.fallback`, by default the client IP. The
+ * header is not validated: check API keys before rate limiting by them, or
+ * a client can rotate through invented ones.
+ */
+function header(name: string): Key;
+function header<Req>(name: string, options: HeaderKeyOptions<Req>): KeyFunction<Req>;
+function header<Req>(name: string, options: HeaderKeyOptions<Req> = {}): KeyFunction<Req> {
+  if (typeof name !== "string" || !TOKEN.test(name)) {
+    throw new ConfigError(
+      "keys.header(name)",
+      name,
+      "must be a header name",
+      'pass the header to key by, e.g. keys.header("x-api-key")',
+    );
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new ConfigError(
+      "keys.header(options)",
+      options,
+      "must be an object",
+      "pass { fallback: keys.ip() } or nothing",
+    );
+  }
+  for (const option of Object.keys(options)) {
+    if (option !== "fallback") {
+      throw new ConfigError(
+        `keys.header.${option}`,
+        (options as Record<string, unknown>)[option],
+        "is not a keys.header option",
+        "keys.header takes only fallback",
+      );
+    }
+  }
+  const fallback = options.fallback ?? ip();
+  if (typeof fallback !== "function") {
+    throw new ConfigError(
+      "keys.header.fallback",
+      fallback,
+      "must be a key function",
+      "pass a function of the request, e.g. fallback: keys.ip({ trustProxy: 1 })",
+    );
+  }
+  const lower = name.toLowerCase();
+  const prefix = `${lower}=`;
+  return function headerKey(request, reader) {
+    const value = reader.header(request, lower);
+    return value === undefined || value === "" ? fallback(request, reader) : prefix + value;
+  };
+}
+
+/** keys builds client key functions: `keys.ip(...)` (the default) and `keys.header(name)`. */
+export const keys = Object.freeze({ ip, header });

@@ -1,0 +1,300 @@
+// The options every HTTP adapter takes, and their validation: everything is
+// checked when the middleware is built, and a bad value throws ConfigError
+// naming the option, the value and the fix, never a silent default.
+import type { Decision } from "../core/decision.js";
+import { ConfigError } from "../core/errors.js";
+import { checkCost, type PolicyInput, policies as toPolicies } from "../core/policy.js";
+import type { Store } from "../stores/store.js";
+import { type HeaderMode, type PolicySet, policySet } from "./headers.js";
+import { type KeyFunction, keys } from "./keys.js";
+
+/** Mode is `"enforce"` (deny with 429) or `"shadow"` (decide and report, never block). */
+export type Mode = "enforce" | "shadow";
+
+/** PolicyChoice is one policy or a list of them. */
+export type PolicyChoice = PolicyInput | readonly PolicyInput[];
+
+/**
+ * PoliciesFunction picks a request's policies, e.g. by plan (tiers). Return
+ * the same objects each time (constants): lists are validated once and
+ * cached by identity.
+ */
+export type PoliciesFunction<Req> = (request: Req) => PolicyChoice | Promise<PolicyChoice>;
+
+/** LimitedBody is a 429 body: a string is sent as text/plain, anything else as JSON. */
+export type LimitedBody = string | object;
+
+/**
+ * RateLimitOptions are the options of every floodgate middleware. `Req` is
+ * the framework's request, `Reply` what its `respond` gets to answer with.
+ */
+export interface RateLimitOptions<Req, Reply = never> {
+  /** The limits: a list, or a function of the request (tiers). Required unless `policy` is given. */
+  policies?: readonly PolicyInput[] | PoliciesFunction<Req>;
+  /** One limit (shorthand for `policies: [policy]`), or a function of the request. */
+  policy?: PolicyInput | PoliciesFunction<Req>;
+  /** Where buckets live. Default: a new MemoryStore for this middleware. */
+  store?: Store;
+  /** The client a request is counted against. Default `keys.ip()`: the socket's address. */
+  key?: KeyFunction<Req>;
+  /** Tokens a request spends: a whole number >= 1, or a function of the request. Default 1. */
+  cost?: number | ((request: Req) => number | Promise<number>);
+  /** Requests for which this returns true are not counted and get no headers (health checks, allow lists). */
+  skip?: (request: Req) => boolean | Promise<boolean>;
+  /** `"shadow"` decides and reports (onLimited, the request's decision) but never blocks. Default `"enforce"`. */
+  mode?: Mode;
+  /**
+   * Which rate-limit headers to send: `"legacy"` (X-RateLimit-*), `"ietf"`
+   * (RateLimit-Policy and RateLimit), `"both"` or `false`. Default `"both"`,
+   * and `false` in shadow mode, so trying a limit out does not change what
+   * clients see. Retry-After is sent on every 429 regardless.
+   */
+  headers?: HeaderMode;
+  /** Called with each request that is denied (in shadow mode: that would be), before the 429. */
+  onLimited?: (request: Req, decision: Decision) => void;
+  /** Status of the limited response: 400 to 599. Default 429. */
+  statusCode?: number;
+  /**
+   * Body of the limited response, or a function of the request and decision
+   * returning it. Default `{"detail":"Too many requests. Try again later."}`.
+   */
+  body?: LimitedBody | ((request: Req, decision: Decision) => LimitedBody);
+  /**
+   * Sends the limited response yourself (instead of `statusCode` and `body`);
+   * the rate-limit headers and Retry-After are already set when it runs.
+   */
+  respond?: (request: Req, reply: Reply, decision: Decision) => unknown;
+}
+
+/** LimitedResponse is the limited response, serialized: adapters send it as is. */
+export interface LimitedResponse {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+/** The default 429 body, as DESIGN.md gives it. */
+export const DEFAULT_BODY = Object.freeze({ detail: "Too many requests. Try again later." });
+
+const JSON_TYPE = "application/json; charset=utf-8";
+const TEXT_TYPE = "text/plain; charset=utf-8";
+
+const OPTIONS = [
+  "policies",
+  "policy",
+  "store",
+  "key",
+  "cost",
+  "skip",
+  "mode",
+  "headers",
+  "onLimited",
+  "statusCode",
+  "body",
+  "respond",
+] as const;
+
+/** Settings are validated options, ready for the hot path. @internal */
+export interface Settings<Req, Reply> {
+  /** The static policies, or undefined when `policiesFn` picks them per request. */
+  readonly set: PolicySet | undefined;
+  readonly policiesFn: PoliciesFunction<Req> | undefined;
+  /** The option name `policiesFn` came from, for messages. */
+  readonly policiesOption: string;
+  readonly store: Store | undefined;
+  readonly key: KeyFunction<Req>;
+  readonly cost: number;
+  readonly costFn: ((request: Req) => number | Promise<number>) | undefined;
+  readonly skip: ((request: Req) => boolean | Promise<boolean>) | undefined;
+  readonly shadow: boolean;
+  readonly legacy: boolean;
+  readonly ietf: boolean;
+  readonly onLimited: ((request: Req, decision: Decision) => void) | undefined;
+  readonly statusCode: number;
+  /** The limited response when it is the same for every request. */
+  readonly response: LimitedResponse | undefined;
+  readonly bodyFn: ((request: Req, decision: Decision) => LimitedBody) | undefined;
+  readonly respond: ((request: Req, reply: Reply, decision: Decision) => unknown) | undefined;
+}
+
+function isFunction(value: unknown): value is (...args: never[]) => unknown {
+  return typeof value === "function";
+}
+
+function fn<T>(option: string, value: T | undefined, fix: string): T | undefined {
+  if (value !== undefined && typeof value !== "function") {
+    throw new ConfigError(option, value, "must be a function", fix);
+  }
+  return value;
+}
+
+/** serializeBody turns a body into the response adapters send. */
+export function serializeBody(status: number, body: LimitedBody): LimitedResponse {
+  if (typeof body === "string") return { status, contentType: TEXT_TYPE, body };
+  return { status, contentType: JSON_TYPE, body: JSON.stringify(body) };
+}
+
+/**
+ * compileOptions validates `options` and returns Settings. `prefix` is put
+ * before option names in messages (e.g. `config.rateLimit.` for a route);
+ * `extra` lists the adapter's own option names, which are accepted here and
+ * validated by the adapter. @internal
+ */
+export function compileOptions<Req, Reply>(
+  options: RateLimitOptions<Req, Reply>,
+  extra: readonly string[] = [],
+  prefix = "",
+): Settings<Req, Reply> {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new ConfigError(
+      prefix === "" ? "options" : prefix.slice(0, -1),
+      options,
+      "must be an object",
+      "pass { policy: { capacity: 10, refillRate: 2, interval: 1000 } }",
+    );
+  }
+  const known = [...OPTIONS, ...extra];
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      throw new ConfigError(
+        prefix + name,
+        (options as Record<string, unknown>)[name],
+        "is not a rate limit option",
+        `use one of ${known.join(", ")}`,
+      );
+    }
+  }
+  const o = options;
+  if (o.policies !== undefined && o.policy !== undefined) {
+    throw new ConfigError(
+      `${prefix}policy`,
+      o.policy,
+      "cannot be given together with policies",
+      "pass either policy: {...} or policies: [...]",
+    );
+  }
+  const policiesOption = `${prefix}${o.policy !== undefined ? "policy" : "policies"}`;
+  const source = o.policy ?? o.policies;
+  const policiesFn = isFunction(source) ? (source as PoliciesFunction<Req>) : undefined;
+  const set =
+    policiesFn === undefined
+      ? policySet(toPolicies(source as PolicyChoice | undefined, policiesOption))
+      : undefined;
+
+  const key = o.key ?? keys.ip();
+  if (!isFunction(key)) {
+    throw new ConfigError(
+      `${prefix}key`,
+      key,
+      "must be a function of the request returning a string",
+      'use keys.ip(), keys.header("x-api-key") or (request) => request.user.id',
+    );
+  }
+
+  const costFn = isFunction(o.cost) ? o.cost : undefined;
+  const cost = costFn === undefined ? ((o.cost as number | undefined) ?? 1) : 1;
+  if (costFn === undefined) {
+    const problem =
+      set === undefined
+        ? Number.isInteger(cost) && (cost as number) >= 1
+          ? undefined
+          : "must be a whole number >= 1"
+        : checkCost(cost, set.list);
+    if (problem !== undefined) {
+      throw new ConfigError(
+        `${prefix}cost`,
+        cost,
+        problem.startsWith("must") ? `${problem} or a function` : problem,
+        "give the tokens a request spends, e.g. cost: 1, or cost: (request) => 5",
+      );
+    }
+  }
+
+  const skip = fn(`${prefix}skip`, o.skip, "pass (request) => boolean, e.g. to skip health checks");
+  const mode = o.mode ?? "enforce";
+  if (mode !== "enforce" && mode !== "shadow") {
+    throw new ConfigError(
+      `${prefix}mode`,
+      mode,
+      'must be "enforce" or "shadow"',
+      'use mode: "shadow" to try a limit without blocking anyone',
+    );
+  }
+  const headers = o.headers === undefined ? (mode === "shadow" ? false : "both") : o.headers;
+  if (headers !== false && headers !== "legacy" && headers !== "ietf" && headers !== "both") {
+    throw new ConfigError(
+      `${prefix}headers`,
+      headers,
+      'must be "legacy", "ietf", "both" or false',
+      'leave it out for both sets, or pass headers: "legacy" for X-RateLimit-* only',
+    );
+  }
+  const onLimited = fn(
+    `${prefix}onLimited`,
+    o.onLimited,
+    "pass (request, decision) => void, e.g. to log limited clients",
+  );
+
+  const statusCode = o.statusCode ?? 429;
+  if (!Number.isInteger(statusCode) || statusCode < 400 || statusCode > 599) {
+    throw new ConfigError(
+      `${prefix}statusCode`,
+      statusCode,
+      "must be an HTTP error status from 400 to 599",
+      "leave it at 429 (Too Many Requests), or use 503",
+    );
+  }
+  const body = o.body ?? DEFAULT_BODY;
+  const bodyFn = isFunction(body)
+    ? (body as (request: Req, decision: Decision) => LimitedBody)
+    : undefined;
+  if (
+    bodyFn === undefined &&
+    (typeof body !== "object" || body === null) &&
+    typeof body !== "string"
+  ) {
+    throw new ConfigError(
+      `${prefix}body`,
+      body,
+      "must be a string, a JSON-serializable object or a function returning one",
+      'e.g. body: { error: "slow down" }',
+    );
+  }
+  let response: LimitedResponse | undefined;
+  if (bodyFn === undefined) {
+    try {
+      response = Object.freeze(serializeBody(statusCode, body as LimitedBody));
+    } catch (error) {
+      throw new ConfigError(
+        `${prefix}body`,
+        body,
+        `must be serializable as JSON (${(error as Error).message})`,
+        "pass plain data, or a string",
+      );
+    }
+  }
+  const respond = fn(
+    `${prefix}respond`,
+    o.respond,
+    "pass a function that sends the response, or use statusCode and body",
+  );
+
+  return {
+    set,
+    policiesFn,
+    policiesOption,
+    store: o.store,
+    key,
+    cost,
+    costFn,
+    skip,
+    shadow: mode === "shadow",
+    legacy: headers === "legacy" || headers === "both",
+    ietf: headers === "ietf" || headers === "both",
+    onLimited,
+    statusCode,
+    response,
+    bodyFn,
+    respond,
+  };
+}

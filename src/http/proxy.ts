@@ -1,0 +1,323 @@
+// Trusted proxies: which hop of X-Forwarded-For / Forwarded is the client.
+// Each proxy appends the address of its peer, so the chain is read from the
+// right, starting at the socket, and a hop is believed only while the hop
+// that wrote it is trusted. Anything a client could have written itself is
+// never the answer.
+import { ConfigError } from "../core/errors.js";
+import {
+  addressKey,
+  formatKey,
+  maskWord,
+  newWords,
+  parseHost,
+  parseIPv4,
+  parseIPv6,
+  sameAddress,
+  type Words,
+} from "./ip.js";
+
+/** ProxyHeader names the header a trusted proxy writes the chain into. */
+export type ProxyHeader = "x-forwarded-for" | "forwarded";
+
+/**
+ * Trust is a compiled `trustProxy`: `hops` trusted hops counted from the
+ * socket, or (when `ranges` is set) the hops whose address lies in one of
+ * `ranges` (8 words per range: network then mask).
+ */
+export interface Trust {
+  readonly hops: number;
+  readonly ranges: Uint32Array | undefined;
+}
+
+const NAMED: Record<string, readonly string[]> = {
+  loopback: ["127.0.0.0/8", "::1/128"],
+  linklocal: ["169.254.0.0/16", "fe80::/10"],
+  uniquelocal: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+};
+
+const MAX_HOPS = 100;
+const scratch = newWords();
+
+/** parseRange reads `address` or `address/bits` into network and mask words at `at`; false if invalid. */
+function parseRange(text: string, out: Uint32Array, at: number): boolean {
+  const slash = text.indexOf("/");
+  const end = slash < 0 ? text.length : slash;
+  const v4 = text.indexOf(":") < 0;
+  if (v4) {
+    const value = parseIPv4(text, 0, end);
+    if (value < 0) return false;
+    scratch[0] = 0;
+    scratch[1] = 0;
+    scratch[2] = 0xffff;
+    scratch[3] = value;
+  } else if (!parseIPv6(text, 0, end, scratch)) {
+    return false;
+  }
+  let bits = v4 ? 32 : 128;
+  if (slash >= 0) {
+    const digits = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(digits) || Number(digits) > bits) return false;
+    bits = Number(digits);
+  }
+  if (v4) bits += 96;
+  for (let k = 0; k < 4; k++) {
+    const mask = maskWord(bits, k);
+    out[at + k] = ((scratch[k] as number) & mask) >>> 0;
+    out[at + 4 + k] = mask;
+  }
+  return true;
+}
+
+/**
+ * compileTrust validates `trustProxy`: `false`/`0` (default: the socket only),
+ * a hop count, or proxy addresses and CIDR ranges (an array, or one string
+ * separated by commas) including the names `loopback`, `linklocal` and
+ * `uniquelocal`. `true` is refused: it would let any client pick its key.
+ */
+export function compileTrust(value: unknown, option = "trustProxy"): Trust {
+  if (value === undefined || value === false || value === 0) {
+    return { hops: 0, ranges: undefined };
+  }
+  if (typeof value === "number") {
+    if (!Number.isInteger(value) || value < 0 || value > MAX_HOPS) {
+      throw new ConfigError(
+        option,
+        value,
+        `must be a whole number of proxy hops from 0 to ${MAX_HOPS}`,
+        "count the proxies in front of this server, e.g. trustProxy: 1 behind one load balancer",
+      );
+    }
+    return { hops: value, ranges: undefined };
+  }
+  if (value === true) {
+    throw new ConfigError(
+      option,
+      value,
+      "would trust every hop, so any client could choose its own key by sending X-Forwarded-For",
+      'give the number of proxies in front of this server (trustProxy: 1) or their addresses (trustProxy: ["10.0.0.0/8"])',
+    );
+  }
+  const list = typeof value === "string" ? value.split(",") : value;
+  if (!Array.isArray(list)) {
+    throw new ConfigError(
+      option,
+      value,
+      "must be false, a hop count, or a list of proxy addresses and CIDR ranges",
+      'e.g. trustProxy: 1, or trustProxy: ["10.0.0.0/8", "loopback"]',
+    );
+  }
+  const texts: string[] = [];
+  list.forEach((entry: unknown, i: number) => {
+    const text = typeof entry === "string" ? entry.trim() : entry;
+    const named = typeof text === "string" ? NAMED[text] : undefined;
+    if (named !== undefined) texts.push(...named);
+    else if (typeof text === "string" && parseRange(text, new Uint32Array(8), 0)) texts.push(text);
+    else {
+      throw new ConfigError(
+        Array.isArray(value) ? `${option}[${i}]` : option,
+        Array.isArray(value) ? entry : value,
+        "must hold IP addresses, CIDR ranges or the names loopback, linklocal, uniquelocal",
+        'write addresses like "10.0.0.7", ranges like "10.0.0.0/8" or "fd00::/8"',
+      );
+    }
+  });
+  if (texts.length === 0) return { hops: 0, ranges: undefined };
+  const ranges = new Uint32Array(8 * texts.length);
+  for (let i = 0; i < texts.length; i++) parseRange(texts[i] as string, ranges, 8 * i);
+  return { hops: 0, ranges };
+}
+
+function inRanges(ranges: Uint32Array, w: Words): boolean {
+  for (let at = 0; at < ranges.length; at += 8) {
+    if (
+      ((w[0] as number) & (ranges[at + 4] as number)) >>> 0 === ranges[at] &&
+      ((w[1] as number) & (ranges[at + 5] as number)) >>> 0 === ranges[at + 1] &&
+      ((w[2] as number) & (ranges[at + 6] as number)) >>> 0 === ranges[at + 2] &&
+      ((w[3] as number) & (ranges[at + 7] as number)) >>> 0 === ranges[at + 3]
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * forwardedFor reads the `for=` of each element of a Forwarded header (RFC
+ * 7239), in order, unquoted (`for="[2001:db8::1]:4711"` gives
+ * `[2001:db8::1]:4711`); an element without exactly one `for` gives "", which
+ * no address parser accepts. Never throws.
+ */
+export function forwardedFor(header: string): string[] {
+  const out: string[] = [];
+  const n = header.length;
+  let value: string | undefined;
+  let broken = false;
+  let i = 0;
+  for (;;) {
+    while (i < n && isSpace(header.charCodeAt(i))) i++;
+    const nameStart = i;
+    while (i < n) {
+      const c = header.charCodeAt(i);
+      if (c === 61 || c === 59 || c === 44) break;
+      i++;
+    }
+    let nameEnd = i;
+    while (nameEnd > nameStart && isSpace(header.charCodeAt(nameEnd - 1))) nameEnd--;
+    if (i < n && header.charCodeAt(i) === 61) {
+      i++;
+      let text: string;
+      if (i < n && header.charCodeAt(i) === 34) {
+        text = "";
+        i++;
+        let closed = false;
+        while (i < n) {
+          const c = header.charCodeAt(i);
+          if (c === 34) {
+            closed = true;
+            i++;
+            break;
+          }
+          if (c === 92 && i + 1 < n) i++;
+          text += header[i];
+          i++;
+        }
+        if (!closed) broken = true;
+      } else {
+        const start = i;
+        while (i < n) {
+          const c = header.charCodeAt(i);
+          if (c === 59 || c === 44) break;
+          i++;
+        }
+        text = header.slice(start, i).trim();
+      }
+      if (isFor(header, nameStart, nameEnd)) {
+        if (value !== undefined) broken = true;
+        value = text;
+      }
+    } else if (nameEnd > nameStart) {
+      broken = true;
+    }
+    while (i < n && isSpace(header.charCodeAt(i))) i++;
+    if (i < n && header.charCodeAt(i) === 59) {
+      i++;
+      continue;
+    }
+    if (i < n && header.charCodeAt(i) !== 44) {
+      // Text after a quoted value, such as for="a"b: this element is unusable.
+      broken = true;
+      while (i < n && header.charCodeAt(i) !== 44) i++;
+    }
+    out.push(broken || value === undefined ? "" : value);
+    value = undefined;
+    broken = false;
+    if (i >= n) return out;
+    i++;
+  }
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+function isFor(s: string, start: number, end: number): boolean {
+  return (
+    end - start === 3 &&
+    (s.charCodeAt(start) | 32) === 102 &&
+    (s.charCodeAt(start + 1) | 32) === 111 &&
+    (s.charCodeAt(start + 2) | 32) === 114
+  );
+}
+
+/** A right-to-left reader of one header's hops: 1 = parsed into `out`, 0 = not an address, -1 = no more. */
+interface Hops {
+  next(out: Words): number;
+}
+
+class ForwardedForHops implements Hops {
+  #pos: number;
+  constructor(readonly header: string) {
+    this.#pos = header.length === 0 ? -1 : header.length;
+  }
+  next(out: Words): number {
+    const end = this.#pos;
+    if (end < 0) return -1;
+    const comma = end > 0 ? this.header.lastIndexOf(",", end - 1) : -1;
+    this.#pos = comma;
+    return parseHost(this.header, comma + 1, end, out) ? 1 : 0;
+  }
+}
+
+class ForwardedHops implements Hops {
+  readonly #values: string[];
+  #pos: number;
+  constructor(header: string) {
+    this.#values = forwardedFor(header);
+    this.#pos = this.#values.length;
+  }
+  next(out: Words): number {
+    if (this.#pos === 0) return -1;
+    const value = this.#values[--this.#pos] as string;
+    return parseHost(value, 0, value.length, out) ? 1 : 0;
+  }
+}
+
+const current = newWords();
+const fromX = newWords();
+const fromF = newWords();
+
+/**
+ * clientKey finds the client behind trusted proxies and returns its key.
+ * Starting at the socket, it steps one hop left while the current hop is
+ * trusted (by count, or by address), and stops, keeping the last address it
+ * can vouch for, at a hop that is not an address. When both headers are read
+ * and disagree (one was written by the client), it stops there too. The
+ * socket's address, or "unknown" when there is none, is the answer whenever
+ * no step is taken. A hop count also trusts a socket without an address (a
+ * server on a Unix socket behind a proxy). Every step consumes a hop of a
+ * header, so the walk ends within the header's length.
+ */
+export function clientKey(
+  trust: Trust,
+  only: ProxyHeader | undefined,
+  prefix: number,
+  socket: string | undefined,
+  xForwardedFor: string | undefined,
+  forwarded: string | undefined,
+): string {
+  const x = xForwardedFor !== undefined && only !== "forwarded";
+  const f = forwarded !== undefined && only !== "x-forwarded-for";
+  const ranges = trust.ranges;
+  if (!(x || f)) return socketKey(socket, prefix);
+  if (ranges !== undefined) {
+    // A socket without an address (a closed one) is never a trusted proxy.
+    if (
+      socket === undefined ||
+      !parseHost(socket, 0, socket.length, current) ||
+      !inRanges(ranges, current)
+    ) {
+      return socketKey(socket, prefix);
+    }
+  } else if (trust.hops < 1) {
+    return socketKey(socket, prefix);
+  }
+  const xHops = x ? new ForwardedForHops(xForwardedFor as string) : undefined;
+  const fHops = f ? new ForwardedHops(forwarded as string) : undefined;
+  let hop = 0;
+  for (;;) {
+    const rx = xHops === undefined ? -1 : xHops.next(fromX);
+    const rf = fHops === undefined ? -1 : fHops.next(fromF);
+    if (rx === 0 || rf === 0 || (rx < 0 && rf < 0)) break;
+    if (xHops !== undefined && fHops !== undefined && (rx !== rf || !sameAddress(fromX, fromF))) {
+      break;
+    }
+    current.set(rx > 0 ? fromX : fromF);
+    hop++;
+    if (ranges !== undefined ? !inRanges(ranges, current) : hop >= trust.hops) break;
+  }
+  return hop === 0 ? socketKey(socket, prefix) : formatKey(current, prefix);
+}
+
+function socketKey(socket: string | undefined, prefix: number): string {
+  return socket === undefined ? "unknown" : addressKey(socket, prefix);
+}
