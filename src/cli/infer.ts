@@ -29,13 +29,13 @@ const MIN_STEADY_MS = 500;
 
 /**
  * inferPolicy combines what the headers announce with what the run showed.
- * `steady` says the requests were spread over time (rate mode) rather than
- * sent back to back.
+ * `perSecond` is the rate of a steady run (rate mode); null for a burst sent
+ * back to back.
  */
 export function inferPolicy(
   requests: readonly Observation[],
   refill: RefillCheck,
-  steady: boolean,
+  perSecond: number | null,
 ): InferredPolicy {
   const headers = requests.map((o) => o.headers);
   const limit = headers.find((h) => h.limit !== null)?.limit ?? null;
@@ -46,7 +46,10 @@ export function inferPolicy(
     window,
     refillPerSecond: limit !== null && window !== null ? round(limit / window) : null,
     policies,
-    observed: steady ? observeSteady(requests) : observeBurst(requests, refill),
+    observed:
+      perSecond === null
+        ? observeBurst(requests, refill)
+        : observeSteady(requests, 1000 / perSecond),
   };
 }
 
@@ -76,35 +79,67 @@ export function observeBurst(
 }
 
 /**
- * observeSteady reads traffic sent faster than the refill rate. The bucket is
- * empty at every 429, so the requests allowed between the first and the last
- * 429 are exactly the tokens that came back in that time: that gives the rate.
- * The capacity is then the burst less the tokens that came back before the
- * first 429.
+ * observeSteady reads traffic sent faster than the refill rate, one request
+ * every `gap` milliseconds. The bucket is empty at every 429, so the requests
+ * allowed between the first and the last 429 are exactly the tokens that came
+ * back in that time. When those arrive in clumps (a bucket that refills
+ * several tokens every interval), the clumps give the interval and the tokens
+ * per refill, and so how many refills fell inside the opening burst; the
+ * capacity is the burst less those. Without clumps the refill is smooth and
+ * the rate times the burst's length is close enough.
  */
-export function observeSteady(requests: readonly Observation[]): ObservedPolicy {
-  const blocked = requests.filter((o) => o.status === 429);
-  const first = blocked[0];
-  const last = blocked[blocked.length - 1];
-  if (first === undefined || last === undefined) {
-    return { burst: null, capacity: null, refillPerSecond: null };
+export function observeSteady(requests: readonly Observation[], gap: number): ObservedPolicy {
+  const sorted = [...requests].sort((a, b) => a.n - b.n);
+  const first = sorted.findIndex((o) => o.status === 429);
+  let last = first;
+  for (let i = sorted.length - 1; i > first; i--) {
+    if ((sorted[i] as Observation).status === 429) {
+      last = i;
+      break;
+    }
   }
-  const burst = requests.filter((o) => o.n < first.n && o.status !== 429).length;
-  const span = last.t - first.t;
-  let refillPerSecond: number | null = null;
-  if (span >= MIN_STEADY_MS) {
-    const between = requests.filter(
-      (o) => o.n > first.n && o.n < last.n && o.status !== 429,
-    ).length;
-    refillPerSecond = round((between * 1000) / span);
+  if (first < 0) return { burst: null, capacity: null, refillPerSecond: null };
+  const burst = first;
+  const tFirst = (sorted[first] as Observation).t;
+  const span = (sorted[last] as Observation).t - tFirst;
+  if (burst === 0) {
+    return { burst, capacity: null, refillPerSecond: null };
   }
-  const capacity =
-    burst === 0
-      ? null
-      : refillPerSecond === null
-        ? burst
-        : Math.max(1, Math.min(burst, Math.round(burst - (refillPerSecond * first.t) / 1000)));
-  return { burst, capacity, refillPerSecond };
+  if (span < MIN_STEADY_MS) return { burst, capacity: burst, refillPerSecond: null };
+
+  // Clumps: runs of allowed requests between the first and the last 429, by start time and size.
+  const clumps: { start: number; size: number }[] = [];
+  let between = 0;
+  for (let i = first + 1; i < last; i++) {
+    const o = sorted[i] as Observation;
+    if (o.status === 429) continue;
+    between++;
+    const previous = sorted[i - 1] as Observation;
+    const open = clumps[clumps.length - 1];
+    if (previous.status !== 429 && open !== undefined) open.size++;
+    else clumps.push({ start: o.t, size: 1 });
+  }
+  const firstClump = clumps[0];
+  const lastClump = clumps[clumps.length - 1];
+  if (clumps.length >= 2 && firstClump !== undefined && lastClump !== undefined) {
+    const interval = (lastClump.start - firstClump.start) / (clumps.length - 1);
+    const perRefill = between / clumps.length;
+    // The bucket's refill clock starts at the first request, so refills fall
+    // at whole intervals from it; the first clump comes at most one gap after
+    // the refill that made it, and one refill falls between the first 429 and it.
+    const refills = Math.max(0, Math.round((firstClump.start - gap / 2) / interval) - 1);
+    return {
+      burst,
+      capacity: Math.max(1, Math.round(burst - refills * perRefill)),
+      refillPerSecond: round((perRefill * 1000) / interval),
+    };
+  }
+  const refillPerSecond = round((between * 1000) / span);
+  return {
+    burst,
+    capacity: Math.max(1, Math.min(burst, Math.round(burst - (refillPerSecond * tFirst) / 1000))),
+    refillPerSecond,
+  };
 }
 
 function round(value: number): number {

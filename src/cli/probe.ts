@@ -118,7 +118,7 @@ export async function probe(options: ProbeOptions, deps: ProbeDeps): Promise<Pro
       rate: options.rate,
       requests,
       totals,
-      policy: inferPolicy(requests, refill, options.rate !== null),
+      policy: inferPolicy(requests, refill, options.rate?.perSecond ?? null),
       refill,
       invalidHeaders: [...new Set(requests.flatMap((o) => o.headers.invalid))],
     };

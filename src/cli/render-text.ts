@@ -169,7 +169,7 @@ function observed(report: ProbeReport): string {
     parts.push(
       o.refillPerSecond === null
         ? "refill unknown (too few 429s; run longer)"
-        : `refill ≈ ${num(o.refillPerSecond)}/s (allowed per second between the first and last 429)`,
+        : `refill ≈ ${num(o.refillPerSecond)}/s (tokens back per second while blocked)`,
     );
   }
   return parts.join(", ");
