@@ -79,7 +79,7 @@ function signature(choice: unknown): string | undefined {
  * Build it with `createRateLimit`.
  */
 export class RateLimit<Req, Reply = never> {
-  /** The limiter (and so the store) this middleware charges. Route overrides share it unless they set `store`. */
+  /** The limiter (and so the store) this middleware charges. Route overrides share it unless they set `store` or `limiter`. */
   readonly limiter: RateLimiter;
   /** The options as given (merged for a route), for the adapter's own options. */
   readonly options: Readonly<RateLimitOptions<Req, Reply>>;
@@ -103,7 +103,10 @@ export class RateLimit<Req, Reply = never> {
       base !== undefined &&
       options.policies === base.options.policies &&
       options.policy === base.options.policy;
-    const shareStore = base !== undefined && options.store === base.options.store;
+    const shareStore =
+      base !== undefined &&
+      options.store === base.options.store &&
+      options.limiter === base.options.limiter;
     this.#s = s;
     this.#reader = reader;
     this.#extra = extra;
@@ -115,6 +118,8 @@ export class RateLimit<Req, Reply = never> {
         : { set: s.set, byObject: new WeakMap(), bySignature: new Map() };
     if (shareStore && base !== undefined) {
       this.limiter = base.limiter;
+    } else if (s.limiter !== undefined) {
+      this.limiter = s.limiter;
     } else {
       const source = options.policy ?? options.policies;
       const policies =
@@ -216,7 +221,7 @@ export class RateLimit<Req, Reply = never> {
     set: PolicySet,
     cost: number,
   ): RateLimitOutcome | Promise<RateLimitOutcome> {
-    const decision = this.limiter.check(key, cost, true, set.list);
+    const decision = this.limiter.check(key, cost, true, set.list, this.#s.shadow);
     if (decision instanceof Promise) return decision.then((d) => this.#outcome(request, set, d));
     return this.#outcome(request, set, decision);
   }

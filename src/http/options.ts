@@ -4,6 +4,7 @@
 import type { Decision } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
 import { checkCost, type PolicyInput, policies as toPolicies } from "../core/policy.js";
+import type { RateLimiter } from "../limiter.js";
 import type { Store } from "../stores/store.js";
 import { type HeaderMode, type PolicySet, policySet } from "./headers.js";
 import { type KeyFunction, keys } from "./keys.js";
@@ -35,6 +36,12 @@ export interface RateLimitOptions<Req, Reply = never> {
   policy?: PolicyInput | PoliciesFunction<Req>;
   /** Where buckets live. Default: a new MemoryStore for this middleware. */
   store?: Store;
+  /**
+   * A RateLimiter to charge instead of building one: for its store-failure
+   * handling (`onStoreError`), events, logger and metrics. Its policies are
+   * the default of `policies`. Not together with `store`.
+   */
+  limiter?: RateLimiter;
   /** The client a request is counted against. Default `keys.ip()`: the socket's address. */
   key?: KeyFunction<Req>;
   /** Tokens a request spends: a whole number >= 1, or a function of the request. Default 1. */
@@ -83,6 +90,7 @@ const OPTIONS = [
   "policies",
   "policy",
   "store",
+  "limiter",
   "key",
   "cost",
   "skip",
@@ -102,6 +110,7 @@ export interface Settings<Req, Reply> {
   /** The option name `policiesFn` came from, for messages. */
   readonly policiesOption: string;
   readonly store: Store | undefined;
+  readonly limiter: RateLimiter | undefined;
   readonly key: KeyFunction<Req>;
   readonly cost: number;
   readonly costFn: ((request: Req) => number | Promise<number>) | undefined;
@@ -173,15 +182,40 @@ export function compileOptions<Req, Reply>(
       "pass either policy: {...} or policies: [...]",
     );
   }
+  const limiter = o.limiter;
+  // Duck-typed, not instanceof: the ESM and CommonJS builds each have a RateLimiter class.
+  if (
+    limiter !== undefined &&
+    (typeof limiter !== "object" ||
+      limiter === null ||
+      typeof (limiter as Partial<RateLimiter>).check !== "function" ||
+      !Array.isArray((limiter as Partial<RateLimiter>).policies))
+  ) {
+    throw new ConfigError(
+      `${prefix}limiter`,
+      limiter,
+      "must be a RateLimiter",
+      "pass limiter: new RateLimiter({ policies, store }), or leave it out",
+    );
+  }
+  if (limiter !== undefined && o.store !== undefined) {
+    throw new ConfigError(
+      `${prefix}store`,
+      o.store,
+      "cannot be given together with limiter",
+      "give the store to the RateLimiter: new RateLimiter({ policies, store })",
+    );
+  }
   const policiesOption = `${prefix}${o.policy !== undefined ? "policy" : "policies"}`;
-  const source = o.policy ?? o.policies;
+  const source = o.policy !== undefined ? o.policy : o.policies;
   const policiesFn = isFunction(source) ? (source as PoliciesFunction<Req>) : undefined;
-  const set =
-    policiesFn === undefined
-      ? policySet(toPolicies(source as PolicyChoice | undefined, policiesOption))
-      : undefined;
+  let set: PolicySet | undefined;
+  if (source === undefined && limiter !== undefined) set = policySet(limiter.policies);
+  else if (policiesFn === undefined) {
+    set = policySet(toPolicies(source as PolicyChoice | undefined, policiesOption));
+  }
 
-  const key = o.key ?? keys.ip();
+  const key = o.key === undefined ? keys.ip() : o.key;
   if (!isFunction(key)) {
     throw new ConfigError(
       `${prefix}key`,
@@ -192,7 +226,7 @@ export function compileOptions<Req, Reply>(
   }
 
   const costFn = isFunction(o.cost) ? o.cost : undefined;
-  const cost = costFn === undefined ? ((o.cost as number | undefined) ?? 1) : 1;
+  const cost = costFn === undefined && o.cost !== undefined ? (o.cost as number) : 1;
   if (costFn === undefined) {
     const problem =
       set === undefined
@@ -211,7 +245,7 @@ export function compileOptions<Req, Reply>(
   }
 
   const skip = fn(`${prefix}skip`, o.skip, "pass (request) => boolean, e.g. to skip health checks");
-  const mode = o.mode ?? "enforce";
+  const mode = o.mode === undefined ? "enforce" : o.mode;
   if (mode !== "enforce" && mode !== "shadow") {
     throw new ConfigError(
       `${prefix}mode`,
@@ -235,7 +269,7 @@ export function compileOptions<Req, Reply>(
     "pass (request, decision) => void, e.g. to log limited clients",
   );
 
-  const statusCode = o.statusCode ?? 429;
+  const statusCode = o.statusCode === undefined ? 429 : o.statusCode;
   if (!Number.isInteger(statusCode) || statusCode < 400 || statusCode > 599) {
     throw new ConfigError(
       `${prefix}statusCode`,
@@ -244,7 +278,7 @@ export function compileOptions<Req, Reply>(
       "leave it at 429 (Too Many Requests), or use 503",
     );
   }
-  const body = o.body ?? DEFAULT_BODY;
+  const body = o.body === undefined ? DEFAULT_BODY : o.body;
   const bodyFn = isFunction(body)
     ? (body as (request: Req, decision: Decision) => LimitedBody)
     : undefined;
@@ -284,6 +318,7 @@ export function compileOptions<Req, Reply>(
     policiesFn,
     policiesOption,
     store: o.store,
+    limiter,
     key,
     cost,
     costFn,

@@ -1,0 +1,367 @@
+import { describe, expect, it, vi } from "vitest";
+import type { Decision } from "../core/decision.js";
+import { ConfigError, CostError } from "../core/errors.js";
+import { RateLimiter } from "../limiter.js";
+import { MemoryStore } from "../stores/memory-store.js";
+import type { Store } from "../stores/store.js";
+import { createRateLimit, type RateLimitOutcome } from "./handler.js";
+import { keys, type RequestReader } from "./keys.js";
+import type { RateLimitOptions } from "./options.js";
+
+interface Req {
+  ip: string;
+  headers: Record<string, string>;
+  plan?: "free" | "paid";
+}
+
+const reader: RequestReader<Req> = {
+  address: (r) => r.ip,
+  header: (r, name) => r.headers[name],
+};
+
+const burst = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
+const req = (ip = "1.2.3.4", headers: Record<string, string> = {}): Req => ({ ip, headers });
+
+function clocked(options: Omit<RateLimitOptions<Req, string>, "store"> = {}) {
+  const clock = { now: 1_700_000_000_000 };
+  const store = new MemoryStore({ clock: () => clock.now });
+  const policy =
+    options.policies === undefined && options.policy === undefined ? { policy: burst } : {};
+  const limit = createRateLimit<Req, string>({ ...policy, store, ...options }, reader);
+  return { clock, store, limit };
+}
+
+function sync(result: ReturnType<ReturnType<typeof clocked>["limit"]["check"]>): RateLimitOutcome {
+  expect(result).not.toBeInstanceOf(Promise);
+  expect(result).not.toBeNull();
+  return result as RateLimitOutcome;
+}
+
+function headers(outcome: RateLimitOutcome): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < outcome.headers.length; i += 2) {
+    out[outcome.headers[i] as string] = outcome.headers[i + 1] as string;
+  }
+  return out;
+}
+
+describe("createRateLimit: one request at a time", () => {
+  it("answers synchronously on the memory store: the tutorial burst, then a 429", () => {
+    const { limit } = clocked();
+    for (let i = 9; i >= 0; i--) {
+      const outcome = sync(limit.check(req()));
+      expect(outcome.limited).toBe(false);
+      expect(outcome.response).toBeUndefined();
+      expect(headers(outcome)["X-RateLimit-Remaining"]).toBe(String(i));
+    }
+    const denied = sync(limit.check(req()));
+    expect(denied.limited).toBe(true);
+    expect(denied.decision).toMatchObject({ allowed: false, retryAfter: 1000, policy: "burst" });
+    expect(headers(denied)["Retry-After"]).toBe("1");
+    expect(denied.response).toEqual({
+      status: 429,
+      contentType: "application/json; charset=utf-8",
+      body: '{"detail":"Too many requests. Try again later."}',
+    });
+    // Another client has its own bucket.
+    expect(sync(limit.check(req("5.6.7.8"))).decision.remaining).toBe(9);
+  });
+
+  it("awaits asynchronous skip, key, policies and cost, with the same result", async () => {
+    const { limit } = clocked({
+      skip: async (r) => r.headers.skip === "yes",
+      key: async (r) => `user-${r.headers.user}`,
+      policies: async () => [burst],
+      cost: async () => 4,
+    });
+    const first = await limit.check(req("1.1.1.1", { user: "a" }));
+    expect(first?.decision.remaining).toBe(6);
+    expect((await limit.check(req("2.2.2.2", { user: "a" })))?.decision.remaining).toBe(2);
+    expect((await limit.check(req("2.2.2.2", { user: "a" })))?.limited).toBe(true);
+    expect(await limit.check(req("2.2.2.2", { user: "a", skip: "yes" }))).toBeNull();
+  });
+
+  it("skips what skip says, without counting it", () => {
+    const { limit } = clocked({ skip: (r) => r.headers["x-internal"] === "1" });
+    for (let i = 0; i < 20; i++)
+      expect(limit.check(req("1.2.3.4", { "x-internal": "1" }))).toBeNull();
+    expect(sync(limit.check(req())).decision.remaining).toBe(9);
+  });
+
+  it("keys by a header, falling back to the IP", () => {
+    const { limit } = clocked({ key: keys.header("x-api-key") });
+    sync(limit.check(req("1.1.1.1", { "x-api-key": "k1" })));
+    expect(sync(limit.check(req("2.2.2.2", { "x-api-key": "k1" }))).decision.remaining).toBe(8);
+    expect(sync(limit.check(req("2.2.2.2"))).decision.remaining).toBe(9);
+  });
+
+  it("charges a cost, fixed or per request, and refuses one above capacity", () => {
+    expect(sync(clocked({ cost: 3 }).limit.check(req())).decision.remaining).toBe(7);
+    const { limit } = clocked({ cost: (r) => Number(r.headers.cost ?? 1) });
+    expect(sync(limit.check(req("1.2.3.4", { cost: "5" }))).decision.remaining).toBe(5);
+    expect(() => limit.check(req("1.2.3.4", { cost: "11" }))).toThrow(CostError);
+    expect(() => limit.check(req("1.2.3.4", { cost: "0" }))).toThrow(/whole number >= 1/);
+  });
+
+  it("gives a key function that returns no string a TypeError, not a bucket", () => {
+    const { limit } = clocked({ key: () => 42 as unknown as string });
+    expect(() => limit.check(req())).toThrow(TypeError);
+  });
+});
+
+describe("tiers: policies as a function of the request", () => {
+  const free = [{ name: "free", capacity: 2, refillRate: 1, interval: 1000 }];
+  const paid = [{ name: "paid", capacity: 100, refillRate: 10, interval: 1000 }];
+
+  it("holds each request to its tier's policies", () => {
+    const { limit } = clocked();
+    const tiered = limit.route({ policies: (r) => (r.plan === "paid" ? paid : free) });
+    const outcome = sync(tiered.check({ ...req(), plan: "paid" }));
+    expect(outcome.decision).toMatchObject({ policy: "paid", remaining: 99 });
+    expect(headers(outcome)["RateLimit-Policy"]).toBe('"paid";q=100;w=10');
+    expect(sync(tiered.check(req())).decision).toMatchObject({ policy: "free", remaining: 1 });
+  });
+
+  it("validates each list once, even when the function returns fresh literals", () => {
+    const { limit } = clocked();
+    const tiered = limit.route({
+      policy: () => ({ name: "free", capacity: 2, refillRate: 1, interval: 1000 }),
+    });
+    const a = sync(tiered.check(req("1.1.1.1"))).decision.policies[0]?.policy;
+    const b = sync(tiered.check(req("2.2.2.2"))).decision.policies[0]?.policy;
+    expect(a).toBeDefined();
+    expect(b).toBe(a);
+  });
+
+  it("refuses bad tier policies at the request that returns them", async () => {
+    const { limit } = clocked();
+    const bad = limit.route({ policies: () => [{ capacity: 0, refillRate: 1, interval: 1 }] });
+    expect(() => bad.check(req())).toThrow(
+      /"policies\(request\)\[0\].capacity" must be an integer/,
+    );
+    const asyncBad = limit.route({ policies: async () => [] });
+    await expect(asyncBad.check(req())).rejects.toThrow(ConfigError);
+  });
+
+  it("refuses two different policies under one name: they would share buckets", () => {
+    const { limit } = clocked();
+    const tiered = limit.route({
+      policies: (r) => [
+        { name: "tier", capacity: r.plan === "paid" ? 100 : 2, refillRate: 1, interval: 1000 },
+      ],
+    });
+    sync(tiered.check(req()));
+    expect(() => tiered.check({ ...req(), plan: "paid" })).toThrow(
+      /"policies\(request\)" names a policy \(capacity 100.*"tier" policy already used with this store \(capacity 2/,
+    );
+  });
+});
+
+describe("shadow mode and onLimited", () => {
+  it("decides and reports but never blocks, and sends no headers unless asked", () => {
+    const onLimited = vi.fn<(r: Req, d: Decision) => void>();
+    const { limit } = clocked({ mode: "shadow", onLimited });
+    let last: RateLimitOutcome | undefined;
+    for (let i = 0; i < 15; i++) last = sync(limit.check(req()));
+    expect(last?.limited).toBe(false);
+    expect(last?.decision.allowed).toBe(false);
+    expect(last?.headers).toEqual([]);
+    expect(last?.response).toBeUndefined();
+    expect(onLimited).toHaveBeenCalledTimes(5);
+    expect(onLimited.mock.calls[0]?.[1]).toMatchObject({ allowed: false, remaining: 0 });
+
+    const visible = clocked({ mode: "shadow", headers: "legacy" }).limit;
+    for (let i = 0; i < 10; i++) visible.check(req());
+    const shadowDenied = sync(visible.check(req()));
+    expect(headers(shadowDenied)).toEqual({
+      "X-RateLimit-Limit": "10",
+      "X-RateLimit-Remaining": "0",
+      "X-RateLimit-Reset": expect.any(String),
+    });
+  });
+
+  it("calls onLimited once per denied request before the 429, and not for allowed ones", () => {
+    const seen: number[] = [];
+    const { limit } = clocked({ onLimited: (_, d) => seen.push(d.retryAfter) });
+    for (let i = 0; i < 12; i++) limit.check(req());
+    expect(seen).toEqual([1000, 1000]);
+  });
+});
+
+describe("the limited response", () => {
+  function deny(options: Omit<RateLimitOptions<Req, string>, "store">): RateLimitOutcome {
+    const { limit } = clocked({
+      ...options,
+      policy: { capacity: 1, refillRate: 1, interval: 1000 },
+    });
+    limit.check(req());
+    return sync(limit.check(req()));
+  }
+
+  it("can change status and body", () => {
+    expect(deny({ statusCode: 503, body: "slow down" }).response).toEqual({
+      status: 503,
+      contentType: "text/plain; charset=utf-8",
+      body: "slow down",
+    });
+    expect(deny({ body: { error: "rate_limited" } }).response?.body).toBe(
+      '{"error":"rate_limited"}',
+    );
+    expect(deny({ body: (_, d) => ({ wait: d.retryAfter }) }).response?.body).toBe('{"wait":1000}');
+  });
+
+  it("leaves the response to respond, with the headers ready", () => {
+    const outcome = deny({ respond: () => undefined });
+    expect(outcome.limited).toBe(true);
+    expect(outcome.response).toBeUndefined();
+    expect(headers(outcome)["Retry-After"]).toBe("1");
+  });
+});
+
+describe("per-route overrides", () => {
+  it("inherit everything not overridden, sharing buckets for the same policies", () => {
+    const { limit } = clocked();
+    const expensive = limit.route({ cost: 5 });
+    expect(expensive.limiter).toBe(limit.limiter);
+    sync(expensive.check(req()));
+    expect(sync(limit.check(req())).decision.remaining).toBe(4);
+  });
+
+  it("keep a route's own named policy in its own buckets", () => {
+    const { limit } = clocked();
+    const login = limit.route({
+      policy: { name: "login", capacity: 2, refillRate: 1, interval: 60_000 },
+    });
+    sync(login.check(req()));
+    sync(login.check(req()));
+    expect(sync(login.check(req())).limited).toBe(true);
+    expect(sync(limit.check(req())).decision).toMatchObject({ policy: "burst", remaining: 9 });
+  });
+
+  it("refuse a route policy that reuses a name with other numbers, naming the route option", () => {
+    const { limit } = clocked();
+    expect(() =>
+      limit.route(
+        { policy: { name: "burst", capacity: 3, refillRate: 1, interval: 1000 } },
+        "config.rateLimit.",
+      ),
+    ).toThrow(
+      /option "config.rateLimit.policy" names a policy \(capacity 3.*Fix: give each distinct policy its own name/,
+    );
+  });
+
+  it("charge a given RateLimiter, with its policies by default", () => {
+    const limiter = new RateLimiter({ policy: burst, store: new MemoryStore() });
+    const limit = createRateLimit<Req>({ limiter }, reader);
+    expect(limit.limiter).toBe(limiter);
+    expect(sync(limit.check(req())).decision).toMatchObject({ policy: "burst", remaining: 9 });
+    expect(limit.route({ cost: 2 }).limiter).toBe(limiter);
+    const other = new RateLimiter({ policy: burst });
+    expect(limit.route({ limiter: other }).limiter).toBe(other);
+  });
+
+  it("use their own store when given one", () => {
+    const { limit } = clocked();
+    const other: Store = new MemoryStore();
+    const separate = limit.route({ store: other });
+    expect(separate.limiter).not.toBe(limit.limiter);
+    expect(separate.limiter.store).toBe(other);
+  });
+
+  it("check overrides like options, naming them with the prefix", () => {
+    const { limit } = clocked();
+    expect(() => limit.route({ cost: 11 }, "config.rateLimit.")).toThrow(
+      /"config.rateLimit.cost" exceeds policy "burst" capacity 10/,
+    );
+    expect(() => limit.route({ mdoe: "shadow" } as never, "config.rateLimit.")).toThrow(
+      /"config.rateLimit.mdoe" is not a rate limit option/,
+    );
+    expect(() => limit.route(null as never, "config.rateLimit.")).toThrow(
+      /"config.rateLimit" must be an object/,
+    );
+    expect(() => limit.route([] as never)).toThrow(/"overrides" must be an object/);
+  });
+});
+
+describe("options are checked when built", () => {
+  const good = { policy: burst };
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    [
+      "both policy and policies",
+      { policies: [burst] },
+      /"policy" cannot be given together with policies/,
+    ],
+    [
+      "a bad policy",
+      { policy: { ...burst, capacity: -1 } },
+      /"policy.capacity" must be an integer/,
+    ],
+    [
+      "an unknown option",
+      { windowMs: 1000 },
+      /"windowMs" is not a rate limit option.*Fix: use one of policies, policy, store/,
+    ],
+    ["a bad store", { store: {} }, /"store" must be a Store/],
+    ["a bad limiter", { limiter: {} }, /"limiter" must be a RateLimiter/],
+    [
+      "both limiter and store",
+      { limiter: new RateLimiter({ policy: burst }), store: new MemoryStore() },
+      /"store" cannot be given together with limiter/,
+    ],
+    ["a bad key", { key: "ip" }, /"key" must be a function of the request returning a string/],
+    ["a bad cost", { cost: 0 }, /"cost" must be a whole number >= 1 or a function/],
+    ["a cost above capacity", { cost: 11 }, /"cost" exceeds policy "burst" capacity 10/],
+    ["a string cost", { cost: "1" }, /"cost".*got "1"/],
+    ["a bad skip", { skip: true }, /"skip" must be a function/],
+    ["a bad mode", { mode: "dry-run" }, /"mode" must be "enforce" or "shadow"/],
+    ["a bad headers", { headers: true }, /"headers" must be "legacy", "ietf", "both" or false/],
+    ["draft-7 headers", { headers: "draft-7" }, /"headers".*got "draft-7"/],
+    ["a bad onLimited", { onLimited: "log" }, /"onLimited" must be a function/],
+    [
+      "a bad statusCode",
+      { statusCode: 200 },
+      /"statusCode" must be an HTTP error status from 400 to 599/,
+    ],
+    ["a fractional statusCode", { statusCode: 429.5 }, /statusCode/],
+    [
+      "a bad body",
+      { body: 42 },
+      /"body" must be a string, a JSON-serializable object or a function/,
+    ],
+    ["a null body", { body: null }, /"body".*got null/],
+    ["a body JSON cannot write", { body: { n: 1n } }, /"body" must be serializable as JSON/],
+    ["a bad respond", { respond: {} }, /"respond" must be a function/],
+  ])("%s", (_, options, message) => {
+    const build = () =>
+      createRateLimit<Req>({ ...good, ...options } as RateLimitOptions<Req>, reader);
+    expect(build).toThrow(ConfigError);
+    expect(build).toThrow(message);
+  });
+
+  it("requires policies, and refuses null where a value belongs", () => {
+    expect(() => createRateLimit<Req>({}, reader)).toThrow(/"policies" is required/);
+    for (const name of ["key", "cost", "mode", "statusCode", "headers", "skip"]) {
+      expect(() => createRateLimit<Req>({ ...good, [name]: null } as never, reader)).toThrow(
+        new RegExp(`"${name}".*got null`),
+      );
+    }
+  });
+
+  it("refuses a non-object and a cost that is not a whole number for tiers", () => {
+    expect(() => createRateLimit<Req>(null as never, reader)).toThrow(
+      /"options" must be an object/,
+    );
+    expect(() => createRateLimit<Req>({ policies: () => [burst], cost: 1.5 }, reader)).toThrow(
+      /"cost" must be a whole number >= 1/,
+    );
+  });
+
+  it("accepts the adapter's own options and leaves them to it", () => {
+    const limit = createRateLimit<Req>(
+      { ...good, hook: "preHandler" } as RateLimitOptions<Req>,
+      reader,
+      ["hook"],
+    );
+    expect((limit.options as Record<string, unknown>).hook).toBe("preHandler");
+  });
+});
