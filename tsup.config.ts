@@ -3,6 +3,8 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     index: "src/index.ts",
+    fastify: "src/adapters/fastify/index.ts",
+    prometheus: "src/metrics/prometheus.ts",
     cli: "src/cli/index.ts",
   },
   format: ["esm", "cjs"],

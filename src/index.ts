@@ -8,6 +8,28 @@ export {
   WaitTimeoutError,
 } from "./core/errors.js";
 export type { Duration, Policy, PolicyInput } from "./core/policy.js";
+export type {
+  LimiterEventMap,
+  LimiterEventName,
+  LimiterEvents,
+  LimiterListener,
+  Outcome,
+  StoreErrorKind,
+} from "./events.js";
+export {
+  type HeaderKeyOptions,
+  type HeaderMode,
+  type IpKeyOptions,
+  type Key,
+  type KeyFunction,
+  keys,
+  type LimitedBody,
+  type Mode,
+  type PoliciesFunction,
+  type PolicyChoice,
+  type RateLimitOptions,
+  type RequestReader,
+} from "./http/index.js";
 export {
   type BreakerState,
   type ConsumeOptions,
@@ -17,8 +39,11 @@ export {
   type StoreErrorMode,
   type WaitOptions,
 } from "./limiter.js";
+export type { Logger, LogMethod } from "./logger.js";
+export type { TopKey } from "./metrics/top-keys.js";
 export {
   type EvictionKind,
+  type EvictionListener,
   MemoryStore,
   type MemoryStoreOptions,
   type MemoryStoreStats,

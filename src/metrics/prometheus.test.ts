@@ -1,0 +1,144 @@
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import type { StoreReply } from "../core/decision.js";
+import { RateLimiter } from "../limiter.js";
+import { MemoryStore } from "../stores/memory-store.js";
+import type { Store } from "../stores/store.js";
+import { prometheusMetrics } from "./prometheus.js";
+
+const burst = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
+
+/** parse reads Prometheus text exposition into `name{labels}` -> value. */
+function parse(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m === null) throw new Error(`not an exposition line: ${line}`);
+    out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+  }
+  return out;
+}
+
+/** labelValues returns every label value in the exposition text. */
+function labelValues(text: string): string[] {
+  return [...text.matchAll(/(\w+)="([^"]*)"/g)].map((m) => m[2] as string);
+}
+
+class DownStore implements Store {
+  readonly timeout = 200;
+  consume(): Promise<StoreReply> {
+    return Promise.reject(new Error("ECONNREFUSED"));
+  }
+  reset(): void {}
+}
+
+describe("prometheusMetrics", () => {
+  it("counts the tutorial's burst: 15 requests -> 10 allowed, 5 limited, 2 near the limit", async () => {
+    const registry = new Registry();
+    const limiter = new RateLimiter({ policy: burst, clock: () => 0 });
+    const metrics = prometheusMetrics(limiter, { registry });
+    for (let i = 0; i < 15; i++) await limiter.consume("198.51.100.7");
+    const text = await metrics.metrics();
+    const m = parse(text);
+    expect(m.get('floodgate_decisions_total{policy="burst",outcome="allowed"}')).toBe(10);
+    expect(m.get('floodgate_decisions_total{policy="burst",outcome="limited"}')).toBe(5);
+    expect(m.get('floodgate_decisions_total{policy="burst",outcome="shadow_limited"}')).toBe(0);
+    expect(m.get('floodgate_decisions_total{policy="burst",outcome="fallback_allowed"}')).toBe(0);
+    // Remaining 1 and 0 are under 20% of a capacity of 10.
+    expect(m.get('floodgate_near_limit_total{policy="burst"}')).toBe(2);
+    expect(m.get("floodgate_store_duration_seconds_count")).toBe(15);
+    expect(m.get('floodgate_store_duration_seconds_bucket{le="+Inf"}')).toBe(15);
+    expect(m.get('floodgate_store_errors_total{kind="error"}')).toBe(0);
+    expect(m.get("floodgate_breaker_open")).toBe(0);
+    expect(m.get("floodgate_tracked_keys")).toBe(1);
+    expect(m.get('floodgate_evictions_total{kind="throttled"}')).toBe(0);
+    expect(metrics.contentType).toMatch(/^text\/plain/);
+    expect(text).not.toContain("198.51.100.7");
+  });
+
+  it("never puts a client key in a label, however many clients", async () => {
+    const registry = new Registry();
+    const store = new MemoryStore({ maxKeys: 64, clock: () => 0 });
+    const limiter = new RateLimiter({
+      policies: [
+        { name: "burst", capacity: 2, refillRate: 1, interval: 60_000 },
+        { name: "daily", capacity: 100, refillRate: 100, interval: "1d" },
+      ],
+      store,
+      clock: () => 0,
+    });
+    const metrics = prometheusMetrics(limiter, { registry });
+    for (let i = 0; i < 200; i++) for (let j = 0; j < 3; j++) await limiter.consume(`client-${i}`);
+    const text = await metrics.metrics();
+    // "daily" never is the most restrictive policy here, nor near its limit, so it has no series.
+    const values = new Set(labelValues(text));
+    for (const v of values) expect(v).not.toMatch(/client/);
+    expect([...values].filter((v) => !/^[\d.e+-]+$|^\+Inf$/.test(v)).sort()).toEqual(
+      [
+        "active",
+        "allowed",
+        "burst",
+        "error",
+        "fallback_allowed",
+        "fallback_limited",
+        "full",
+        "limited",
+        "shadow_limited",
+        "throttled",
+        "timeout",
+      ].sort(),
+    );
+    const m = parse(text);
+    expect(m.get('floodgate_decisions_total{policy="burst",outcome="allowed"}')).toBe(400);
+    expect(m.get('floodgate_decisions_total{policy="burst",outcome="limited"}')).toBe(200);
+    expect(m.get('floodgate_evictions_total{kind="throttled"}')).toBeGreaterThan(0);
+    expect(m.get("floodgate_tracked_keys")).toBe(store.stats().trackedKeys);
+  });
+
+  it("reports a failing store: errors, the open breaker, and decisions made by the fallback", async () => {
+    const registry = new Registry();
+    const limiter = new RateLimiter({ policy: burst, store: new DownStore(), clock: () => 0 });
+    const metrics = prometheusMetrics(limiter, { registry, prefix: "api_" });
+    for (let i = 0; i < 12; i++) await limiter.consume("k");
+    const m = parse(await metrics.metrics());
+    expect(m.get('api_floodgate_store_errors_total{kind="error"}')).toBe(3);
+    expect(m.get("api_floodgate_breaker_open")).toBe(1);
+    expect(m.get("api_floodgate_fallback_decisions_total")).toBe(12);
+    expect(m.get('api_floodgate_decisions_total{policy="burst",outcome="fallback_allowed"}')).toBe(
+      10,
+    );
+    expect(m.get('api_floodgate_decisions_total{policy="burst",outcome="fallback_limited"}')).toBe(
+      2,
+    );
+    expect(m.get("api_floodgate_store_duration_seconds_count")).toBe(0);
+  });
+
+  it("counts shadow-mode denials apart, and stops counting once stopped", async () => {
+    const registry = new Registry();
+    const limiter = new RateLimiter({
+      policy: { name: "p", capacity: 1, refillRate: 1, interval: 1000 },
+    });
+    const metrics = prometheusMetrics(limiter, { registry });
+    limiter.check("k", 1, true, limiter.policies, true);
+    limiter.check("k", 1, true, limiter.policies, true);
+    const m = parse(await metrics.metrics());
+    expect(m.get('floodgate_decisions_total{policy="p",outcome="shadow_limited"}')).toBe(1);
+    expect(m.get('floodgate_decisions_total{policy="p",outcome="limited"}')).toBe(0);
+    metrics.stop();
+    expect(limiter.events.listenerCount("decision")).toBe(0);
+    expect(await registry.metrics()).toBe("\n");
+    // Registering again on the same registry works once the first is stopped.
+    prometheusMetrics(limiter, { registry });
+  });
+
+  it("rejects a bad prefix or ratio, naming the option", () => {
+    const limiter = new RateLimiter({ policy: burst });
+    expect(() =>
+      prometheusMetrics(limiter, { registry: new Registry(), prefix: "my-app" }),
+    ).toThrow(/prefix/);
+    expect(() =>
+      prometheusMetrics(limiter, { registry: new Registry(), nearLimitRatio: 2 }),
+    ).toThrow(/nearLimitRatio/);
+  });
+});
