@@ -1,0 +1,204 @@
+// floodgate/fastify: the HTTP layer as a Fastify 5 plugin. It only translates:
+// a RequestReader over Fastify's request, one hook per route, and the outcome
+// written to the reply. Nothing here imports fastify at run time, so the
+// package works (and `floodgate` loads) without it.
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+  RouteOptions,
+} from "fastify";
+import type { Decision } from "../../core/decision.js";
+import { ConfigError, isFloodgateError } from "../../core/errors.js";
+import {
+  createRateLimit,
+  type RateLimit,
+  type RateLimitOptions,
+  type RateLimitOutcome,
+  type RequestReader,
+} from "../../http/index.js";
+
+/** FastifyRateLimitHook is the request phase the limit runs in. */
+export type FastifyRateLimitHook = "onRequest" | "preValidation" | "preHandler";
+
+/**
+ * FastifyRateLimitOptions are floodgate's HTTP options plus `hook`: the phase
+ * to check in. Default `"onRequest"`, before the body is read, so a 429 costs
+ * least; use `"preHandler"` to key by a user that an auth hook sets later.
+ */
+export interface FastifyRateLimitOptions extends RateLimitOptions<FastifyRequest, FastifyReply> {
+  hook?: FastifyRateLimitHook;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The rate-limit decision for this request; null when it was skipped or its route is not limited. */
+    rateLimit: Decision | null;
+  }
+  interface FastifyContextConfig {
+    /** This route's rate-limit options, merged over the plugin's; false turns limiting off for it. */
+    rateLimit?: FastifyRateLimitOptions | false;
+  }
+}
+
+type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
+type Limit = RateLimit<FastifyRequest, FastifyReply>;
+
+const HOOKS: readonly string[] = ["onRequest", "preValidation", "preHandler"];
+// Options of fastify.register itself: meaningless for a plugin that applies
+// to its parent's routes, so they are accepted and ignored.
+const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
+
+/** reader reads Fastify's request: the raw socket address and raw headers (what the client sent). */
+const reader: RequestReader<FastifyRequest> = {
+  address: (request) => request.raw.socket?.remoteAddress,
+  header(request, name) {
+    const value = request.raw.headers[name];
+    return value === undefined || typeof value === "string" ? value : value.join(", ");
+  },
+};
+
+function hookName(limit: Limit, option: string): FastifyRateLimitHook {
+  const hook = (limit.options as FastifyRateLimitOptions).hook ?? "onRequest";
+  if (!HOOKS.includes(hook)) {
+    throw new ConfigError(
+      option,
+      hook,
+      `must be one of ${HOOKS.join(", ")}`,
+      'leave it out (onRequest), or use "preHandler" to run after authentication',
+    );
+  }
+  return hook;
+}
+
+function answer(
+  limit: Limit,
+  outcome: RateLimitOutcome,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+): void {
+  request.rateLimit = outcome.decision;
+  const headers = outcome.headers;
+  for (let i = 0; i < headers.length; i += 2) {
+    reply.header(headers[i] as string, headers[i + 1]);
+  }
+  if (!outcome.limited) {
+    done();
+    return;
+  }
+  const response = outcome.response;
+  if (response !== undefined) {
+    // A string body with its content type set is sent as is: no serializer runs.
+    reply.code(response.status).type(response.contentType).send(response.body);
+    return;
+  }
+  const respond = limit.respond as NonNullable<Limit["respond"]>;
+  Promise.resolve(respond(request, reply, outcome.decision)).then(() => {
+    if (!reply.sent) {
+      done(new Error("floodgate: the respond option returned without sending a response"));
+    }
+  }, done);
+}
+
+function hookFor(limit: Limit): Hook {
+  return function floodgateRateLimit(request, reply, done) {
+    let result: ReturnType<Limit["check"]>;
+    try {
+      result = limit.check(request);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (result === null) {
+      done();
+    } else if (result instanceof Promise) {
+      result.then((outcome) => {
+        if (outcome === null) done();
+        else answer(limit, outcome, request, reply, done);
+      }, done);
+    } else {
+      try {
+        answer(limit, result, request, reply, done);
+      } catch (error) {
+        done(error as Error);
+      }
+    }
+  };
+}
+
+function addHook(route: RouteOptions, name: FastifyRateLimitHook, hook: Hook): void {
+  const current = route[name] as Hook | Hook[] | undefined;
+  const list = current === undefined ? [] : Array.isArray(current) ? [...current] : [current];
+  list.push(hook);
+  (route as unknown as Record<string, Hook[]>)[name] = list;
+}
+
+/**
+ * floodgate is the Fastify plugin. Register it (awaited, or before the routes
+ * it should limit, since it reads each route as the route is added) with the
+ * options every floodgate middleware takes, plus `hook`. A route's
+ * `config: { rateLimit: {...} }` overrides the options for that route and
+ * `config: { rateLimit: false }` turns limiting off for it. Each request
+ * gets `request.rateLimit` (its Decision, or null). Bad options are rejected
+ * when the plugin or the route is registered, with a ConfigError.
+ */
+function floodgate(
+  fastify: FastifyInstance,
+  options: FastifyRateLimitOptions,
+  done: (error?: Error) => void,
+): void {
+  let base: Limit;
+  try {
+    const own: Record<string, unknown> = { ...options };
+    for (const name of REGISTER_OPTIONS) delete own[name];
+    base = createRateLimit<FastifyRequest, FastifyReply>(own, reader, ["hook"]);
+    hookName(base, "hook");
+  } catch (error) {
+    done(error as Error);
+    return;
+  }
+  if (!fastify.hasRequestDecorator("rateLimit")) fastify.decorateRequest("rateLimit", null);
+  // Routes that share one config object (GET and its HEAD, or the same limit
+  // put on several routes) share one built limit.
+  const built = new WeakMap<object, { limit: Limit; hook: Hook; name: FastifyRateLimitHook }>();
+  const global = { limit: base, hook: hookFor(base), name: hookName(base, "hook") };
+  fastify.addHook("onRoute", function floodgateOnRoute(route) {
+    const config = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit;
+    if (config === false) return;
+    let entry = global;
+    if (config !== undefined) {
+      const known = typeof config === "object" && config !== null ? built.get(config) : undefined;
+      if (known !== undefined) {
+        entry = known;
+      } else {
+        try {
+          const limit = base.route(config as FastifyRateLimitOptions, "config.rateLimit.");
+          entry = { limit, hook: hookFor(limit), name: hookName(limit, "config.rateLimit.hook") };
+        } catch (error) {
+          if (isFloodgateError(error)) {
+            error.message += ` (route ${String(route.method)} ${route.url})`;
+          }
+          throw error;
+        }
+        built.set(config as object, entry);
+      }
+    }
+    addHook(route, entry.name, entry.hook);
+  });
+  done();
+}
+
+// What fastify-plugin would add, inlined so the package needs no dependency
+// for it: skip-override makes the hooks apply to the routes of the context
+// that registers the plugin, not only to a child context of its own.
+Object.assign(floodgate, {
+  [Symbol.for("skip-override")]: true,
+  [Symbol.for("fastify.display-name")]: "floodgate",
+  [Symbol.for("plugin-meta")]: { name: "floodgate", fastify: "5.x" },
+});
+
+export default floodgate;
+export { type KeyFunction, keys, type RequestReader } from "../../http/index.js";
+export { floodgate };
