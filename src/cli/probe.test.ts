@@ -190,6 +190,41 @@ describe("floodgate probe, burst mode", () => {
     );
   });
 
+  it("exits 1 naming the request when one fails mid-burst", async () => {
+    let calls = 0;
+    const flaky = async () => {
+      calls++;
+      if (calls === 3)
+        throw new TypeError("fetch failed", {
+          cause: { code: "ECONNRESET", message: "read ECONNRESET" },
+        });
+      return new Response("", { headers: { "X-RateLimit-Limit": "10" } });
+    };
+    const { code, stdout, stderr } = await run(["probe", "http://127.0.0.1:9/x"], {
+      ...fakeTime(),
+      fetch: flaky,
+    });
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    expect(stderr).toBe(
+      "floodgate probe: request 3 of 15 to http://127.0.0.1:9/x failed: read ECONNRESET\n",
+    );
+  });
+
+  it("gives up on a request after --timeout seconds", async () => {
+    const never = (_: unknown, init?: RequestInit) =>
+      new Promise<Response>((_resolve, reject) => {
+        init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+      });
+    const { code, stderr } = await run(["probe", "http://127.0.0.1:9/", "--timeout", "0.05"], {
+      fetch: never,
+    });
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      "floodgate probe: cannot reach http://127.0.0.1:9/: no answer within 0.05 s\n",
+    );
+  });
+
   it("exits 3 with a one-line reason when no response has rate-limit headers", async () => {
     const time = fakeTime();
     const server = await serve({ policies: [DEMO], clock: time.now, headers: "none" });
@@ -288,6 +323,29 @@ describe("floodgate probe, rate mode", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("exits 1 when the HTML file cannot be written, after printing the report", async () => {
+    const time = fakeTime();
+    const server = await serve({ policies: [DEMO], clock: time.now });
+    const argv = [
+      "probe",
+      server.url,
+      "-r",
+      "20",
+      "-d",
+      "1",
+      "-w",
+      "0",
+      "--html",
+      "/nonexistent/dir/p.html",
+    ];
+    const { code, stdout, stderr } = await run(argv, time);
+    expect(code).toBe(1);
+    expect(stdout).toContain("totals    10 allowed, 10 blocked");
+    expect(stderr).toMatch(
+      /floodgate probe: cannot write \/nonexistent\/dir\/p.html: ENOENT[^\n]*\n$/,
+    );
   });
 
   it("draws the terminal chart of allowed vs blocked per second and the remaining tokens", async () => {

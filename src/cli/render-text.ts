@@ -93,7 +93,7 @@ function charts(report: ProbeReport, style: Style): string[] {
         return BLOCKS[Math.max(0, Math.min(8, eighths))] as string;
       });
       const axis = row === LINE_HEIGHT - 1 ? num(top) : row === 0 ? "0" : "";
-      lines.push(`  ${axis.padStart(label)} ┤${cells.join("")}`);
+      lines.push(`  ${axis.padStart(label)} ┤${cells.join("")}`.trimEnd());
     }
     const end = `${num(duration)}s`;
     lines.push(
