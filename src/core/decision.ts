@@ -72,6 +72,7 @@ export function decide(
 ): Decision {
   const now = reply[0] as number;
   const allowed = reply[1] === 1;
+  if (list.length === 1) return decideOne(list[0] as Policy, reply, cost, reason, now, allowed);
   const states: PolicyState[] = new Array(list.length);
   let pick = 0;
   for (let i = 0; i < list.length; i++) {
@@ -101,6 +102,44 @@ export function decide(
     resetAt: top.resetAt,
     retryAfter: top.retryAfter,
     policies: states,
+    reason,
+    now,
+  };
+}
+
+/** decideOne is decide for a single policy (the common case): the same answer, no loop. */
+function decideOne(
+  p: Policy,
+  reply: StoreReply,
+  cost: number,
+  reason: DecisionReason,
+  now: number,
+  allowed: boolean,
+): Decision {
+  const tokens = reply[2] as number;
+  const resetAt = (reply[3] as number) + p.interval;
+  let wait = 0;
+  if (!allowed) {
+    scratch.tokens = tokens;
+    scratch.refilledAt = reply[3] as number;
+    wait = retryAfter(p, scratch, cost, now);
+  }
+  const state: PolicyState = {
+    name: p.name,
+    limit: p.capacity,
+    remaining: tokens,
+    resetAt,
+    retryAfter: wait,
+    policy: p,
+  };
+  return {
+    allowed,
+    policy: p.name,
+    limit: p.capacity,
+    remaining: tokens,
+    resetAt,
+    retryAfter: wait,
+    policies: [state],
     reason,
     now,
   };

@@ -32,41 +32,146 @@ export interface MemoryStoreStats {
 
 const MIN_SLOTS = 64;
 const THROTTLED = 2 ** 52;
+/** Longest probe into a table's index; keys that would need more go to its overflow Map. */
+const MAX_PROBE = 32;
+/** Per-process hash seed, so clients cannot choose keys that collide. */
+const SEED = crypto.getRandomValues(new Int32Array(1))[0] as number;
 
 /**
- * Table holds one policy's buckets in typed arrays indexed by a slot number
- * that a Map gives each key: about 25 bytes a bucket beyond the Map entry, and
- * nothing allocated when a tracked client is charged.
+ * hashOf is FNV-1a over the key's UTF-16 code units from a random seed, then
+ * a final mix so the low bits (the index position) depend on every character.
  */
-class Table {
-  readonly index = new Map<string, number>();
-  keys: (string | undefined)[] = [];
-  tokens = new Float64Array(MIN_SLOTS);
-  refilledAt = new Float64Array(MIN_SLOTS);
-  throttled = new Uint8Array(MIN_SLOTS);
-  free: number[] = [];
-  used = 0;
+function hashOf(key: string): number {
+  let h = SEED;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  return h ^ (h >>> 13);
+}
 
-  constructor(public policy: Policy) {}
+/**
+ * Table holds one policy's buckets in typed arrays indexed by a slot number.
+ * Its own open-addressing index (linear probing, at most half full, `[hash,
+ * slot + 1]` pairs in one Int32Array) finds a key's slot: one cache line per
+ * lookup where a Map<string, number> chases pointers through its hash chain,
+ * so the cost per decision barely grows with the number of clients. A key's
+ * slot never moves, buckets are `[tokens, refilledAt]` pairs, and a free slot
+ * keeps the next free slot in its tokens: about 45 bytes a bucket besides the
+ * key string, and nothing allocated when a tracked client is charged.
+ * Probes stop after MAX_PROBE positions (the hash is seeded, but a key set
+ * that still collides lands in `overflow`, a Map, instead of slowing every
+ * lookup). `hash` is replaceable only so tests can force collisions.
+ * @internal
+ */
+export class Table {
+  index = new Int32Array(MIN_SLOTS * 4);
+  mask = MIN_SLOTS * 2 - 1;
+  overflow: Map<string, number> | undefined;
+  keys: (string | undefined)[] = new Array(MIN_SLOTS);
+  buckets = new Float64Array(MIN_SLOTS * 2);
+  throttled = new Uint8Array(MIN_SLOTS);
+  /** Head of the free-slot chain, -1 when empty. */
+  free = -1;
+  /** Slots handed out so far: slots from `used` on were never taken. */
+  used = 0;
+  /** Buckets held. */
+  size = 0;
+
+  constructor(
+    public policy: Policy,
+    readonly hash: (key: string) => number = hashOf,
+  ) {}
 
   get slots(): number {
-    return this.tokens.length;
+    return this.throttled.length;
   }
 
-  resize(slots: number): void {
-    const grow = <T extends Float64Array | Uint8Array>(a: T, b: T): T => {
-      b.set(a.subarray(0, Math.min(a.length, b.length)));
-      return b;
-    };
-    this.tokens = grow(this.tokens, new Float64Array(slots));
-    this.refilledAt = grow(this.refilledAt, new Float64Array(slots));
-    this.throttled = grow(this.throttled, new Uint8Array(slots));
+  /** find returns the slot of `key` (whose hash is `h`), or -1. */
+  find(key: string, h: number): number {
+    const index = this.index;
+    const mask = this.mask;
+    let at = h & mask;
+    for (let probe = 0; probe < MAX_PROBE; probe++) {
+      const entry = index[2 * at + 1] as number;
+      if (entry === 0) break;
+      if (index[2 * at] === h && this.keys[entry - 1] === key) return entry - 1;
+      at = (at + 1) & mask;
+    }
+    return this.overflow === undefined ? -1 : (this.overflow.get(key) ?? -1);
+  }
+
+  /** add takes a slot for `key`, known to be absent; the table has a free or unused slot. */
+  add(key: string, h: number): number {
+    let slot = this.free;
+    if (slot >= 0) this.free = this.buckets[2 * slot] as number;
+    else slot = this.used++;
+    this.keys[slot] = key;
+    this.throttled[slot] = 0;
+    this.size++;
+    this.#link(key, h, slot);
+    return slot;
+  }
+
+  #link(key: string, h: number, slot: number): void {
+    const index = this.index;
+    const mask = this.mask;
+    let at = h & mask;
+    for (let probe = 0; probe < MAX_PROBE; probe++) {
+      if (index[2 * at + 1] === 0) {
+        index[2 * at] = h;
+        index[2 * at + 1] = slot + 1;
+        return;
+      }
+      at = (at + 1) & mask;
+    }
+    this.overflow ??= new Map();
+    this.overflow.set(key, slot);
   }
 
   remove(slot: number): void {
-    this.index.delete(this.keys[slot] as string);
+    const key = this.keys[slot] as string;
     this.keys[slot] = undefined;
-    this.free.push(slot);
+    this.buckets[2 * slot] = this.free;
+    this.free = slot;
+    this.size--;
+    if (this.overflow?.delete(key)) return;
+    // Backward-shift deletion: pull later entries of the run into the hole so
+    // no probe ever stops early at it.
+    const index = this.index;
+    const mask = this.mask;
+    let hole = this.hash(key) & mask;
+    while (index[2 * hole + 1] !== slot + 1) hole = (hole + 1) & mask;
+    let at = hole;
+    for (;;) {
+      at = (at + 1) & mask;
+      const entry = index[2 * at + 1] as number;
+      if (entry === 0) break;
+      const home = (index[2 * at] as number) & mask;
+      const stays = hole <= at ? hole < home && home <= at : hole < home || home <= at;
+      if (stays) continue;
+      index[2 * hole] = index[2 * at] as number;
+      index[2 * hole + 1] = entry;
+      hole = at;
+    }
+    index[2 * hole] = 0;
+    index[2 * hole + 1] = 0;
+  }
+
+  resize(slots: number): void {
+    const buckets = new Float64Array(slots * 2);
+    buckets.set(this.buckets.subarray(0, Math.min(this.buckets.length, buckets.length)));
+    this.buckets = buckets;
+    const throttled = new Uint8Array(slots);
+    throttled.set(this.throttled.subarray(0, Math.min(this.throttled.length, slots)));
+    this.throttled = throttled;
+    this.keys.length = slots;
+    this.index = new Int32Array(slots * 4);
+    this.mask = slots * 2 - 1;
+    this.overflow = undefined;
+    for (let slot = 0; slot < this.used; slot++) {
+      const key = this.keys[slot];
+      if (key !== undefined) this.#link(key, this.hash(key), slot);
+    }
   }
 }
 
@@ -89,6 +194,12 @@ export class MemoryStore implements Store {
   readonly #states: BucketState[] = [];
   readonly #slots: number[] = [];
   readonly #reply: number[] = [0, 0];
+  /** The last policy list and its tables: a limiter passes the same frozen list every time. */
+  #lastList: readonly Policy[] | undefined;
+  #lastTables: Table[] = [];
+  /** The last key and its hash: a hot client is not hashed again. */
+  #lastKey: string | undefined;
+  #lastHash = 0;
   #evictions: Record<EvictionKind, number> = { full: 0, active: 0, throttled: 0 };
   #scores = new Float64Array(0);
 
@@ -128,87 +239,138 @@ export class MemoryStore implements Store {
 
   consume(key: string, policies: readonly Policy[], cost: number, spend: boolean): number[] {
     const now = this.clock();
-    const n = policies.length;
+    const tables = policies === this.#lastList ? this.#lastTables : this.#tablesOf(policies);
+    let h = this.#lastHash;
+    if (key !== this.#lastKey) {
+      h = hashOf(key);
+      this.#lastKey = key;
+      this.#lastHash = h;
+    }
+    const n = tables.length;
+    if (n === 1)
+      return this.#consumeOne(key, h, tables[0] as Table, policies[0] as Policy, cost, spend, now);
     const states = this.#states;
     const slots = this.#slots;
-    while (states.length < n) states.push({ tokens: 0, refilledAt: 0 });
     for (let i = 0; i < n; i++) {
       const p = policies[i] as Policy;
-      const table = this.#table(p);
-      const slot = table.index.get(key);
+      const table = tables[i] as Table;
+      if (table.policy !== p) table.policy = p;
+      const slot = table.find(key, h);
       const s = states[i] as BucketState;
-      if (slot === undefined) {
+      slots[i] = slot;
+      if (slot < 0) {
         s.tokens = p.capacity;
         s.refilledAt = now;
-        slots[i] = -1;
       } else {
-        s.tokens = table.tokens[slot] as number;
-        s.refilledAt = table.refilledAt[slot] as number;
+        s.tokens = table.buckets[2 * slot] as number;
+        s.refilledAt = table.buckets[2 * slot + 1] as number;
         refill(p, s, now);
-        slots[i] = slot;
       }
     }
     const allowed = charge(states, n, cost, spend, now, this.#reply);
     for (let i = 0; i < n; i++) {
       const p = policies[i] as Policy;
       const s = states[i] as BucketState;
-      const table = this.#table(p);
+      const table = tables[i] as Table;
       let slot = slots[i] as number;
       if (s.tokens >= p.capacity) {
         if (slot >= 0) table.remove(slot);
         continue;
       }
-      if (slot < 0) slot = this.#insert(table, key, now);
-      table.tokens[slot] = s.tokens;
-      table.refilledAt[slot] = s.refilledAt;
+      if (slot < 0) slot = this.#insert(table, key, h, now);
+      const buckets = table.buckets;
+      buckets[2 * slot] = s.tokens;
+      buckets[2 * slot + 1] = s.refilledAt;
       if (allowed) table.throttled[slot] = 0;
       else if (s.tokens < cost) table.throttled[slot] = 1;
     }
     return this.#reply;
   }
 
+  /** consumeOne is consume for a single policy (the common case): the same steps, no loops. */
+  #consumeOne(
+    key: string,
+    h: number,
+    table: Table,
+    p: Policy,
+    cost: number,
+    spend: boolean,
+    now: number,
+  ): number[] {
+    if (table.policy !== p) table.policy = p;
+    const s = this.#states[0] as BucketState;
+    let slot = table.find(key, h);
+    if (slot < 0) {
+      s.tokens = p.capacity;
+      s.refilledAt = now;
+    } else {
+      s.tokens = table.buckets[2 * slot] as number;
+      s.refilledAt = table.buckets[2 * slot + 1] as number;
+      refill(p, s, now);
+    }
+    const allowed = s.tokens >= cost;
+    if (allowed && spend) s.tokens -= cost;
+    const reply = this.#reply;
+    reply[0] = now;
+    reply[1] = allowed ? 1 : 0;
+    reply[2] = s.tokens;
+    reply[3] = s.refilledAt;
+    if (s.tokens >= p.capacity) {
+      if (slot >= 0) table.remove(slot);
+      return reply;
+    }
+    if (slot < 0) slot = this.#insert(table, key, h, now);
+    const buckets = table.buckets;
+    buckets[2 * slot] = s.tokens;
+    buckets[2 * slot + 1] = s.refilledAt;
+    table.throttled[slot] = allowed ? 0 : 1;
+    return reply;
+  }
+
   reset(key: string, policies: readonly Policy[]): void {
+    const h = hashOf(key);
     for (const p of policies) {
       const table = this.#tables.get(p.name);
-      const slot = table?.index.get(key);
-      if (table && slot !== undefined) table.remove(slot);
+      const slot = table?.find(key, h) ?? -1;
+      if (table && slot >= 0) table.remove(slot);
     }
   }
 
   /** stats reports tracked buckets (all policies) and evictions so far. */
   stats(): MemoryStoreStats {
     let trackedKeys = 0;
-    for (const t of this.#tables.values()) trackedKeys += t.index.size;
+    for (const t of this.#tables.values()) trackedKeys += t.size;
     return { trackedKeys, evictions: { ...this.#evictions } };
   }
 
   /** close forgets every bucket. */
   close(): void {
     this.#tables.clear();
+    this.#lastList = undefined;
+    this.#lastTables = [];
     this.#scores = new Float64Array(0);
   }
 
-  #table(p: Policy): Table {
-    let table = this.#tables.get(p.name);
-    if (table === undefined) {
-      table = new Table(p);
-      this.#tables.set(p.name, table);
-    } else if (table.policy !== p) {
-      table.policy = p;
+  /** tablesOf finds (or makes) the table of each policy, by name, and remembers the list. */
+  #tablesOf(policies: readonly Policy[]): Table[] {
+    const tables: Table[] = [];
+    for (const p of policies) {
+      let table = this.#tables.get(p.name);
+      if (table === undefined) {
+        table = new Table(p);
+        this.#tables.set(p.name, table);
+      }
+      tables.push(table);
     }
-    return table;
+    while (this.#states.length < tables.length) this.#states.push({ tokens: 0, refilledAt: 0 });
+    this.#lastList = policies;
+    this.#lastTables = tables;
+    return tables;
   }
 
-  #insert(table: Table, key: string, now: number): number {
-    let slot = table.free.pop();
-    if (slot === undefined) {
-      if (table.used === table.slots) this.#makeRoom(table, now);
-      slot = table.free.pop() ?? table.used++;
-    }
-    table.index.set(key, slot);
-    table.keys[slot] = key;
-    table.throttled[slot] = 0;
-    return slot;
+  #insert(table: Table, key: string, h: number, now: number): number {
+    if (table.free < 0 && table.used === table.slots) this.#makeRoom(table, now);
+    return table.add(key, h);
   }
 
   /**
@@ -233,8 +395,8 @@ export class MemoryStore implements Store {
     let freed = 0;
     for (let slot = 0; slot < table.used; slot++) {
       if (table.keys[slot] === undefined) continue;
-      s.tokens = table.tokens[slot] as number;
-      s.refilledAt = table.refilledAt[slot] as number;
+      s.tokens = table.buckets[2 * slot] as number;
+      s.refilledAt = table.buckets[2 * slot + 1] as number;
       if (untilFull(p, refilled(p, s, now), now) <= 0) {
         table.remove(slot);
         freed++;
@@ -251,8 +413,8 @@ export class MemoryStore implements Store {
     const scores = this.#scores;
     const s: BucketState = { tokens: 0, refilledAt: 0 };
     for (let slot = 0; slot < used; slot++) {
-      s.tokens = table.tokens[slot] as number;
-      s.refilledAt = table.refilledAt[slot] as number;
+      s.tokens = table.buckets[2 * slot] as number;
+      s.refilledAt = table.buckets[2 * slot + 1] as number;
       const wait = untilFull(p, refilled(p, s, now), now);
       scores[slot] = table.throttled[slot] ? THROTTLED + wait : wait;
     }
