@@ -1,0 +1,211 @@
+/**
+ * floodgate's benchmark suite (issue 7). Usage:
+ *
+ *   npm run bench                       # build, then every scenario
+ *   npm run bench -- --quick            # shorter: fewer rounds and sizes (about a minute)
+ *   npm run bench:memory                # one scenario: memory | heap | scaling | http | redis
+ *   tsx bench/run.ts memory heap --rounds 7 --only floodgate,inline-await
+ *
+ * Every job runs in a fresh child process against the built dist/; contenders
+ * alternate within each round; the report gives medians and ratios measured
+ * side by side in this one run. Writes bench/results/latest.md and .json.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { rotate, runChild } from "./lib/child.js";
+import { loadFloodgate } from "./lib/floodgate.js";
+import { machine } from "./lib/machine.js";
+import { table } from "./lib/table.js";
+import type { Config, RunData, Scenario, Section } from "./lib/types.js";
+import { CONTENDERS } from "./memory/contenders.js";
+import type { HeapJob, HeapResult } from "./memory/heap-worker.js";
+import type { CaseResult, SpeedJob } from "./memory/speed-worker.js";
+import { heap } from "./scenarios/heap.js";
+import { http } from "./scenarios/http.js";
+import { memory } from "./scenarios/memory.js";
+import { redis } from "./scenarios/redis.js";
+import { scaling } from "./scenarios/scaling.js";
+
+const SCENARIOS: readonly Scenario[] = [memory, heap, scaling, http, redis];
+
+function parse(): { config: Config; scenarios: Scenario[]; out: string } {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      rounds: { type: "string" },
+      "heap-rounds": { type: "string" },
+      duration: { type: "string" },
+      only: { type: "string" },
+      out: { type: "string", default: "bench/results/latest" },
+    },
+  });
+  const scenarios = positionals.length
+    ? positionals.map((id) => {
+        const s = SCENARIOS.find((x) => x.id === id);
+        if (!s)
+          throw new Error(`bench: no scenario ${id}; use ${SCENARIOS.map((x) => x.id).join(", ")}`);
+        return s;
+      })
+    : [...SCENARIOS];
+  const quick = values.quick === true;
+  const config: Config = {
+    quick,
+    rounds: Number(values.rounds ?? (quick ? 2 : 4)),
+    heapRounds: Number(values["heap-rounds"] ?? 1),
+    durationMs: Number(values.duration ?? (quick ? 150 : 300)),
+    warmupMs: quick ? 100 : 200,
+    only: values.only ? values.only.split(",") : [],
+  };
+  return { config, scenarios, out: values.out as string };
+}
+
+const CASE_ORDER = (name: string): number =>
+  name === "hot-admit" ? -2 : name === "hot-reject" ? -1 : Number(name.slice(3));
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** push appends `value` to `runs[id][name]`, creating the lists as needed. */
+function push(
+  runs: Record<string, Record<string, number[]>>,
+  id: string,
+  name: string,
+  value: number,
+) {
+  const byName = runs[id] ?? {};
+  runs[id] = byName;
+  const list = byName[name] ?? [];
+  byName[name] = list;
+  list.push(value);
+}
+
+async function main(): Promise<void> {
+  const { config, scenarios, out } = parse();
+  await loadFloodgate();
+  const data: RunData = {
+    config,
+    machine: machine(),
+    speed: {},
+    wall: {},
+    allowed: {},
+    heap: {},
+    extra: {},
+  };
+  const wanted = (id: string) => config.only.length === 0 || config.only.includes(id);
+  const started = performance.now();
+
+  const cases = [...new Set(scenarios.flatMap((s) => s.speedCases?.(config) ?? []))].sort(
+    (a, b) => CASE_ORDER(a) - CASE_ORDER(b),
+  );
+  const speedIds = CONTENDERS.filter((c) => !c.heapOnly && wanted(c.id)).map((c) => c.id);
+  for (let round = 0; cases.length > 0 && round < config.rounds; round++) {
+    for (const id of rotate(speedIds, round)) {
+      log(`bench: round ${round + 1}/${config.rounds} ${id}: ${cases.join(" ")}`);
+      const job: SpeedJob = {
+        contender: id,
+        cases,
+        durationMs: config.durationMs,
+        warmupMs: config.warmupMs,
+      };
+      let result: Record<string, CaseResult> = {};
+      try {
+        result = (
+          await runChild<{ cases: Record<string, CaseResult> }>("memory/speed-worker.ts", job, {
+            nodeArgs: ["--expose-gc"],
+          })
+        ).cases;
+      } catch (error) {
+        log(String(error));
+      }
+      const names = new Set([...Object.keys(result), ...cases]);
+      for (const name of names) {
+        const r = result[name];
+        push(data.speed, id, name, r ? r.perSecond : Number.NaN);
+        push(data.allowed, id, name, r ? r.allowed : Number.NaN);
+        push(data.wall, id, name, r ? r.perWallSecond : Number.NaN);
+      }
+    }
+  }
+
+  const sizes = [...new Set(scenarios.flatMap((s) => s.heapSizes?.(config) ?? []))].sort(
+    (a, b) => a - b,
+  );
+  const largest = sizes[sizes.length - 1];
+  const heapIds = CONTENDERS.filter((c) => wanted(c.id)).map((c) => c.id);
+  for (let round = 0; sizes.length > 0 && round < config.heapRounds; round++) {
+    for (const keys of sizes) {
+      if (round > 0 && keys !== largest) continue;
+      for (const id of rotate(heapIds, round)) {
+        log(`bench: heap round ${round + 1}/${config.heapRounds} ${id} at ${keys} keys`);
+        const job: HeapJob = { contender: id, keys };
+        let bytesPerKey = Number.NaN;
+        try {
+          bytesPerKey = (
+            await runChild<HeapResult>("memory/heap-worker.ts", job, {
+              nodeArgs: ["--expose-gc"],
+            })
+          ).bytesPerKey;
+        } catch (error) {
+          log(String(error));
+        }
+        push(data.heap, id, String(keys), bytesPerKey);
+      }
+    }
+  }
+
+  for (const s of scenarios) {
+    if (s.run) data.extra[s.id] = await s.run(config);
+  }
+
+  const sections: [Scenario, Section][] = scenarios.map((s) => [s, s.report(data)]);
+  const seconds = Math.round((performance.now() - started) / 1000);
+  const command = `npm run bench${scenarios.length === SCENARIOS.length ? "" : `:${scenarios.map((s) => s.id).join("+")}`}${config.quick ? " -- --quick" : ""}`;
+  const m = data.machine;
+  const md = [
+    "# floodgate benchmark results",
+    "",
+    `Command: \`${command}\` (${config.rounds} rounds of ${config.durationMs} ms per case, ${config.heapRounds} heap rounds; ${seconds} s in all), ${new Date().toISOString()}.`,
+    `Machine: ${m.cpu}, ${m.nproc} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}; load average at start ${m.loadavg.join(" ")}.`,
+    "",
+    "Contenders and the call measured:",
+    "",
+    ...CONTENDERS.filter((c) => wanted(c.id)).map((c) => `- ${c.label}: \`${c.call}\``),
+    "",
+    "## Targets (issue 7)",
+    "",
+    table(
+      ["target", "measured", "met"],
+      sections.flatMap(([, s]) =>
+        s.targets.map((t) => [
+          t.target,
+          t.measured,
+          t.met === null ? "–" : t.met ? "yes" : "**no**",
+        ]),
+      ),
+    ),
+    ...sections.flatMap(([s, section]) => ["", `## ${s.title}`, "", section.markdown]),
+    "",
+  ].join("\n");
+  mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+  writeFileSync(`${out}.md`, md);
+  writeFileSync(
+    `${out}.json`,
+    `${JSON.stringify(
+      {
+        command,
+        date: new Date().toISOString(),
+        seconds,
+        ...data,
+        targets: sections.flatMap(([, s]) => s.targets),
+      },
+      (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v),
+      2,
+    )}\n`,
+  );
+  process.stdout.write(md);
+  log(`bench: wrote ${out}.md and ${out}.json in ${seconds} s`);
+}
+
+await main();
