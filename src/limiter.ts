@@ -397,7 +397,8 @@ export class RateLimiter {
     }
     if (events.wants.decision) events.emit("decision", outcomeOf(d, shadow), d, key);
     if (!d.allowed) {
-      this.#top?.add(key, this.clock());
+      // The decision's own instant: a second clock read costs the reject path as much as the store call.
+      this.#top?.add(key, d.now);
       if (events.wants.limited) events.emit("limited", d.policy, key, d, shadow);
     }
     return d;
