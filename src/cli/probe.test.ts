@@ -114,6 +114,30 @@ describe("floodgate probe, burst mode", () => {
     expect(stdout).not.toContain("\x1b[");
   });
 
+  it.each([
+    [{ FORCE_COLOR: "1" }, false, true],
+    [{}, true, true],
+    [{ NO_COLOR: "1" }, true, false],
+    [{ FORCE_COLOR: "0" }, false, false],
+  ])("colours the table for env %j on a terminal=%s: %s", async (env, isTTY, coloured) => {
+    const time = fakeTime();
+    const server = await serve({ policies: [DEMO], clock: time.now });
+    const stdout = sink(isTTY);
+    const code = await main(["probe", server.url, "-n", "11", "-w", "0"], {
+      stdout,
+      stderr: sink(),
+      env,
+      ...time,
+    });
+    expect(code).toBe(0);
+    const row = stdout
+      .text()
+      .split("\n")
+      .find((line) => / 11 +429 /.test(line));
+    expect(row?.startsWith("\x1b[31m")).toBe(coloured);
+    expect(stdout.text().includes("\x1b[")).toBe(coloured);
+  });
+
   it.each(["legacy", "ietf"] as const)(
     "infers capacity 10 from %s headers alone",
     async (headers) => {
