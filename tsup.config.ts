@@ -3,6 +3,7 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     index: "src/index.ts",
+    dashboard: "src/metrics/dashboard.ts",
     fastify: "src/adapters/fastify/index.ts",
     prometheus: "src/metrics/prometheus.ts",
     cli: "src/cli/index.ts",

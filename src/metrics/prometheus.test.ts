@@ -132,6 +132,23 @@ describe("prometheusMetrics", () => {
     prometheusMetrics(limiter, { registry });
   });
 
+  it("keeps the policy label bounded: past 256 policy names, the rest count as _other", async () => {
+    const registry = new Registry();
+    const limiter = new RateLimiter({ policy: burst });
+    const metrics = prometheusMetrics(limiter, { registry });
+    for (let i = 0; i < 300; i++) {
+      limiter.check("k", 1, true, [{ ...limiter.policies[0], name: `tier${i}` } as never]);
+    }
+    const m = parse(await metrics.metrics());
+    const policies = new Set(
+      [...m.keys()]
+        .filter((k) => k.startsWith("floodgate_decisions_total"))
+        .map((k) => /policy="([^"]+)"/.exec(k)?.[1]),
+    );
+    expect(policies.size).toBe(257);
+    expect(m.get('floodgate_decisions_total{policy="_other",outcome="allowed"}')).toBe(44);
+  });
+
   it("rejects a bad prefix or ratio, naming the option", () => {
     const limiter = new RateLimiter({ policy: burst });
     expect(() =>

@@ -160,7 +160,7 @@ export function prometheusMetrics(
   const tally = (policy: string): Float64Array => {
     let t = tallies.get(policy);
     if (t === undefined) {
-      if (tallies.size >= MAX_POLICIES) return tally(OTHER);
+      if (tallies.size >= MAX_POLICIES && policy !== OTHER) return tally(OTHER);
       t = new Float64Array(OUTCOMES.length + 1);
       tallies.set(policy, t);
     }

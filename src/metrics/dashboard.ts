@@ -1,0 +1,324 @@
+import { createHash } from "node:crypto";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { ConfigError } from "../core/errors.js";
+import type { Outcome } from "../events.js";
+import type { BreakerState, LimiterStats, RateLimiter } from "../limiter.js";
+import { page, SCRIPT, STYLE } from "./dashboard-page.js";
+import { DecisionSeries, type PolicySeries } from "./series.js";
+import type { TopKey } from "./top-keys.js";
+
+/** DashboardRequest is what the dashboard reads of a request, whatever the framework. */
+export interface DashboardRequest {
+  readonly method: string;
+  /** The path and query as the client sent them, e.g. `/ratelimit/stats.json`. */
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders | Readonly<Record<string, string | string[] | undefined>>;
+  /** The socket's peer address (not a forwarded header). */
+  readonly remoteAddress: string | undefined;
+}
+
+/** DashboardResponse is the dashboard's answer, for the adapter to send as is. */
+export interface DashboardResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export interface DashboardOptions {
+  /** The limiter to show: its decisions from now on, its top limited clients, its store. */
+  limiter: RateLimiter;
+  /**
+   * Who may see the page and its stats (client keys are on it): required.
+   * `loopbackOnly` admits local clients; or check a session, a token, a VPN range.
+   * Requests it refuses get 403.
+   */
+  guard: (request: DashboardRequest) => boolean | Promise<boolean>;
+  /** Where the page is mounted: `path` serves the page, `path + "/stats.json"` the data. Default `"/ratelimit"`. */
+  path?: string;
+  /** Seconds of history the chart shows: 60 to 3600. Default 300. */
+  history?: number;
+  /** Top limited clients listed: 1 to 100. Default 10. */
+  top?: number;
+  /** The page's title. Default `"floodgate"`. */
+  title?: string;
+}
+
+/** DashboardStore is the store's health as the page shows it. */
+export interface DashboardStore extends Omit<LimiterStats, "breaker"> {
+  /** The store's class name, e.g. `"MemoryStore"`, `"RedisStore"`. */
+  kind: string;
+  /** True for a network store (it has a timeout): calls, errors and the breaker apply. */
+  remote: boolean;
+  breaker: BreakerState;
+  trackedKeys?: number;
+  evictions?: { full: number; active: number; throttled: number };
+}
+
+/** DashboardStats is the JSON the stats endpoint serves. */
+export interface DashboardStats {
+  /** Epoch ms of the snapshot, by the limiter's clock. */
+  now: number;
+  /** Seconds each series covers, one entry a second. */
+  seconds: number;
+  /** Decisions per second by policy, oldest first; the last entry is the second under way. */
+  series: Record<string, PolicySeries>;
+  /** Decisions by outcome since the dashboard was created. */
+  totals: Record<Outcome, number>;
+  top: TopKey[];
+  store: DashboardStore;
+  policies: { name: string; capacity: number; refillRate: number; interval: number }[];
+}
+
+/** Dashboard serves the page and its stats; mount `node`, `fetch` or `handle` in any framework. */
+export interface Dashboard {
+  /** The path the dashboard answers under. */
+  readonly path: string;
+  /** handle answers a request under `path`, and returns undefined for any other URL (pass it on). */
+  handle(request: DashboardRequest): Promise<DashboardResponse | undefined>;
+  /** node answers a node:http (or Express, Koa `ctx.req`/`ctx.res`) request under `path`; false: not ours, pass it on. */
+  node(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  /** fetch answers a Fetch API request under `path` (Hono, Bun, Deno); undefined: not ours. */
+  fetch(request: Request, remoteAddress: string | undefined): Promise<Response | undefined>;
+  /** stats returns what the stats endpoint serves now. */
+  stats(): DashboardStats;
+  /** stop stops counting decisions. */
+  stop(): void;
+}
+
+const PATH = /^\/(?:[A-Za-z0-9._~-]+\/)*[A-Za-z0-9._~-]+$/;
+const OPTIONS = new Set(["limiter", "guard", "path", "history", "top", "title"]);
+const hash = (text: string) => `'sha256-${createHash("sha256").update(text).digest("base64")}'`;
+/** The page may run its own script and style, fetch its stats, and nothing else. */
+const CSP = [
+  "default-src 'none'",
+  `script-src ${hash(SCRIPT)}`,
+  `style-src ${hash(STYLE)}`,
+  "connect-src 'self'",
+  "img-src data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+const COMMON = {
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+/** loopbackOnly is a guard admitting clients on this machine (127.0.0.0/8, ::1), by the socket's address only. */
+export function loopbackOnly(request: DashboardRequest): boolean {
+  const a = request.remoteAddress;
+  if (a === undefined) return false;
+  const v4 = a.startsWith("::ffff:") ? a.slice(7) : a;
+  return a === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+function positiveInt(
+  option: string,
+  value: unknown,
+  min: number,
+  max: number,
+  fix: string,
+): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(option, value, `must be an integer from ${min} to ${max}`, fix);
+  }
+  return value;
+}
+
+/**
+ * dashboard builds a live page for `options.limiter`: decisions per second
+ * (allowed vs limited) per policy over the last minutes, the top limited
+ * clients, and the store's health and breaker. It is self-contained (no CDN,
+ * no network beyond its own stats) and answers only requests `guard`
+ * admits. Nothing is served until an adapter mounts it.
+ */
+export function dashboard(options: DashboardOptions): Dashboard {
+  if (typeof options !== "object" || options === null) {
+    throw new ConfigError(
+      "options",
+      options,
+      "must be an object",
+      "dashboard({ limiter, guard: loopbackOnly })",
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (!OPTIONS.has(key)) {
+      throw new ConfigError(
+        key,
+        (options as unknown as Record<string, unknown>)[key],
+        "is not a dashboard option",
+        `use one of ${[...OPTIONS].join(", ")}`,
+      );
+    }
+  }
+  const { limiter, guard, path = "/ratelimit", title = "floodgate" } = options;
+  if (typeof limiter !== "object" || limiter === null || typeof limiter.topLimited !== "function") {
+    throw new ConfigError(
+      "limiter",
+      limiter,
+      "must be a RateLimiter",
+      "dashboard({ limiter, guard }) with the limiter your middleware uses",
+    );
+  }
+  if (typeof guard !== "function") {
+    throw new ConfigError(
+      "guard",
+      guard,
+      "must be a function deciding who may see the dashboard (client keys are on it)",
+      "pass guard: loopbackOnly, or (request) => isAdmin(request)",
+    );
+  }
+  if (typeof path !== "string" || !PATH.test(path)) {
+    throw new ConfigError(
+      "path",
+      path,
+      "must be an absolute URL path without a trailing slash, e.g. /ratelimit",
+      'pass path: "/ratelimit" or "/admin/ratelimit"',
+    );
+  }
+  if (typeof title !== "string" || title.length > 200) {
+    throw new ConfigError(
+      "title",
+      title,
+      "must be a string of at most 200 characters",
+      'pass title: "api rate limits"',
+    );
+  }
+  const history = positiveInt(
+    "history",
+    options.history ?? 300,
+    60,
+    3600,
+    "pass history: 300 (five minutes)",
+  );
+  const topN = positiveInt("top", options.top ?? 10, 1, 100, "pass top: 10");
+
+  const series = new DecisionSeries(history);
+  const totals: Record<Outcome, number> = {
+    allowed: 0,
+    limited: 0,
+    shadow_limited: 0,
+    fallback_allowed: 0,
+    fallback_limited: 0,
+  };
+  const off = limiter.events.on("decision", (outcome, decision) => {
+    totals[outcome]++;
+    series.add(decision.policy, outcome, limiter.clock());
+  });
+  const html = page(`${path}/stats.json`, title);
+
+  const stats = (): DashboardStats => {
+    const now = limiter.clock();
+    const s = limiter.stats();
+    const store: DashboardStore = {
+      ...s,
+      kind: limiter.store.constructor?.name ?? "Store",
+      remote: limiter.store.timeout !== undefined,
+    };
+    const memory = (limiter.store as { stats?: () => unknown }).stats?.() as
+      | { trackedKeys?: unknown; evictions?: DashboardStore["evictions"] }
+      | undefined;
+    if (typeof memory?.trackedKeys === "number") store.trackedKeys = memory.trackedKeys;
+    if (typeof memory?.evictions === "object") store.evictions = { ...memory.evictions };
+    return {
+      now,
+      seconds: history,
+      series: series.snapshot(now),
+      totals: { ...totals },
+      top: limiter.topLimited(topN),
+      store,
+      policies: limiter.policies.map((p) => ({
+        name: p.name,
+        capacity: p.capacity,
+        refillRate: p.refillRate,
+        interval: p.interval,
+      })),
+    };
+  };
+
+  const handle = async (request: DashboardRequest): Promise<DashboardResponse | undefined> => {
+    const q = request.url.indexOf("?");
+    const pathname = q < 0 ? request.url : request.url.slice(0, q);
+    const which =
+      pathname === path || pathname === `${path}/`
+        ? "page"
+        : pathname === `${path}/stats.json`
+          ? "stats"
+          : undefined;
+    if (which === undefined) return undefined;
+    if (!(await guard(request))) {
+      return {
+        status: 403,
+        headers: { ...COMMON, "content-type": "text/plain; charset=utf-8" },
+        body: "Forbidden\n",
+      };
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return {
+        status: 405,
+        headers: { ...COMMON, allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" },
+        body: "Method Not Allowed\n",
+      };
+    }
+    if (which === "stats") {
+      return {
+        status: 200,
+        headers: { ...COMMON, "content-type": "application/json; charset=utf-8" },
+        body: JSON.stringify(stats()),
+      };
+    }
+    return {
+      status: 200,
+      headers: {
+        ...COMMON,
+        "content-type": "text/html; charset=utf-8",
+        "content-security-policy": CSP,
+        "x-frame-options": "DENY",
+      },
+      body: html,
+    };
+  };
+
+  return {
+    path,
+    handle,
+    stats,
+    stop: off,
+    async node(req, res) {
+      // Express strips its mount path from req.url; originalUrl keeps what the client asked.
+      const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+      const answer = await handle({
+        method: req.method ?? "GET",
+        url,
+        headers: req.headers,
+        remoteAddress: req.socket?.remoteAddress,
+      });
+      if (answer === undefined) return false;
+      res.writeHead(answer.status, {
+        ...answer.headers,
+        "content-length": String(Buffer.byteLength(answer.body)),
+      });
+      res.end(req.method === "HEAD" ? undefined : answer.body);
+      return true;
+    },
+    async fetch(request, remoteAddress) {
+      const u = new URL(request.url);
+      const headers: Record<string, string> = {};
+      request.headers.forEach((value, name) => {
+        headers[name] = value;
+      });
+      const answer = await handle({
+        method: request.method,
+        url: u.pathname + u.search,
+        headers,
+        remoteAddress,
+      });
+      if (answer === undefined) return undefined;
+      return new Response(request.method === "HEAD" ? null : answer.body, {
+        status: answer.status,
+        headers: answer.headers,
+      });
+    },
+  };
+}
