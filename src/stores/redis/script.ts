@@ -9,7 +9,8 @@ import { createHash } from "node:crypto";
  *           keys of one call share the `{id}` hash tag, so one Cluster slot.
  * ARGV[1]   cost: whole tokens to spend, 1 .. smallest capacity.
  * ARGV[2]   "1" to spend when every bucket has `cost` tokens, "0" only to look
- *           (peek: nothing is written).
+ *           (peek: only a refill is written, as the memory store does, so a
+ *           clock that later steps back finds the same state in both).
  * ARGV[3]   "" to read the clock from Redis `TIME` (production: one clock
  *           for every instance, no skew); epoch ms to inject a clock (tests
  *           only; keys then get a minute of extra TTL, since real time no
@@ -19,8 +20,8 @@ import { createHash } from "node:crypto";
  *
  * A bucket is stored as the string "tokens refilledAt" with `PX` = the ms
  * until it is full again (capped at 1e13 ms, about 300 years); a full bucket
- * is deleted (it equals a missing one). Denials that refilled nothing and
- * peeks write nothing, so a throttled client costs Redis one GET per policy.
+ * is deleted (it equals a missing one). Denials and peeks that refilled
+ * nothing write nothing, so a throttled client costs Redis one GET per policy.
  * Returns `{now, allowed, tokens_1, refilledAt_1, ...}`: whole numbers, so
  * Redis's integer conversion truncates nothing.
  */
@@ -62,15 +63,15 @@ end
 local out = {now, allowed}
 for i = 1, n do
   local t, a = tok[i], at[i]
-  if spend then
+  if spend and allowed == 1 then
+    t = t - cost
+    dirty[i] = true
+  end
+  if dirty[i] then
     local cap = caps[i]
-    if allowed == 1 then
-      t = t - cost
-      dirty[i] = true
-    end
     if t >= cap then
-      if dirty[i] then redis.call("DEL", KEYS[i]) end
-    elseif dirty[i] then
+      redis.call("DEL", KEYS[i])
+    else
       local rate, int = tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
       local ttl = a - now + math.ceil((cap - t) / rate) * int
       if ARGV[3] ~= "" then ttl = ttl + 60000 end

@@ -1,0 +1,95 @@
+/**
+ * Random sequences (time moving forward and back, costs, several policies,
+ * peeks and resets) run against RedisStore with an injected clock and against
+ * MemoryStore: every reply must be identical, and through the limiter (with
+ * its cache of denials) every allowed/retryAfter too.
+ */
+import fc from "fast-check";
+import type { Redis } from "ioredis";
+import { expect } from "vitest";
+import { policies as toPolicies } from "../../src/core/policy.js";
+import { MemoryStore, type PolicyInput, RateLimiter, RedisStore } from "../../src/index.js";
+
+const policyArb = fc.record({
+  capacity: fc.integer({ min: 1, max: 20 }),
+  refillRate: fc.integer({ min: 1, max: 10 }),
+  interval: fc.integer({ min: 1, max: 5000 }),
+});
+
+const stepArb = fc.record({
+  advance: fc.oneof(
+    { weight: 6, arbitrary: fc.integer({ min: 0, max: 3000 }) },
+    { weight: 1, arbitrary: fc.integer({ min: -2000, max: 0 }) },
+  ),
+  key: fc.constantFrom("a", "b", "{a}"),
+  cost: fc.integer({ min: 1, max: 20 }),
+  op: fc.constantFrom("consume", "consume", "consume", "peek", "reset"),
+});
+
+let runs = 0;
+
+export async function redisAgreesWithMemory(client: Redis, numRuns: number): Promise<void> {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(policyArb, { minLength: 1, maxLength: 3 }),
+      fc.array(stepArb, { minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 0, max: 2 ** 41 }),
+      async (inputs, steps, start) => {
+        const named: PolicyInput[] = inputs.map((p, i) => ({ ...p, name: `p${i}` }));
+        const list = toPolicies(named);
+        const minCap = Math.min(...named.map((p) => p.capacity));
+        let t = start;
+        const prefix = `prop${++runs}`;
+        const redis = new RedisStore({ client, prefix, now: () => t, timeout: 5000 });
+        const memory = new MemoryStore({ clock: () => t });
+        const viaRedis = new RateLimiter({
+          policies: named,
+          store: new RedisStore({ client, prefix: `${prefix}l`, now: () => t, timeout: 5000 }),
+          onStoreError: "deny",
+        });
+        const viaMemory = new RateLimiter({
+          policies: named,
+          store: new MemoryStore({ clock: () => t }),
+        });
+        for (const [i, s] of steps.entries()) {
+          t += s.advance;
+          const cost = ((s.cost - 1) % minCap) + 1;
+          if (s.op === "reset") {
+            await redis.reset(s.key, list);
+            memory.reset(s.key, list);
+            await viaRedis.reset(s.key);
+            await viaMemory.reset(s.key);
+            continue;
+          }
+          const spend = s.op === "consume";
+          const fromRedis = Array.from(await redis.consume(s.key, list, cost, spend));
+          const fromMemory = Array.from(memory.consume(s.key, list, cost, spend));
+          expect(fromRedis, `step ${i} at ${t}`).toEqual(fromMemory);
+          const a = spend
+            ? await viaRedis.consume(s.key, { cost })
+            : await viaRedis.peek(s.key, { cost });
+          const b = spend
+            ? await viaMemory.consume(s.key, { cost })
+            : await viaMemory.peek(s.key, { cost });
+          expect(a.reason === "store" || a.reason === "cached", `step ${i} reason`).toBe(true);
+          expect(
+            { allowed: a.allowed, retryAfter: a.retryAfter },
+            `limiter step ${i} at ${t}`,
+          ).toEqual({
+            allowed: b.allowed,
+            retryAfter: b.retryAfter,
+          });
+        }
+        await client.del(
+          ...list.flatMap((p) =>
+            ["a", "b", "{a}"].flatMap((k) => [
+              `${prefix}:{${k}}:${p.name}`,
+              `${prefix}l:{${k}}:${p.name}`,
+            ]),
+          ),
+        );
+      },
+    ),
+    { numRuns },
+  );
+}
