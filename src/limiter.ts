@@ -584,9 +584,13 @@ export class RateLimiter {
   ): Decision {
     const decision = decide(list, reply, cost, "store");
     const denials = this.#denials;
-    if (!decision.allowed && denials !== undefined) {
+    if (denials === undefined) return decision;
+    if (!decision.allowed) {
       if (denials.size >= MAX_CACHED) this.#trimDenials(denials);
       denials.set(key, { until: sentAt + decision.retryAfter, cost, list, decision });
+    } else if (denials.size !== 0) {
+      // This instance just spent tokens, so a cached wait (for another cost) is now too short.
+      denials.delete(key);
     }
     return decision;
   }
