@@ -10,10 +10,11 @@
  * alternate within each round; the report gives medians and ratios measured
  * side by side in this one run. Writes bench/results/latest.md and .json.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { rotate, runChild } from "./lib/child.js";
-import { loadFloodgate } from "./lib/floodgate.js";
+import { DIST_ENV, loadFloodgate } from "./lib/floodgate.js";
 import { machine } from "./lib/machine.js";
 import { table } from "./lib/table.js";
 import type { Config, RunData, Scenario, Section } from "./lib/types.js";
@@ -83,6 +84,10 @@ function push(
 
 async function main(): Promise<void> {
   const { config, scenarios, out } = parse();
+  const dist = fileURLToPath(new URL(`../.tmp/bench-dist-${process.pid}/`, import.meta.url));
+  cpSync(fileURLToPath(new URL("../dist/", import.meta.url)), dist, { recursive: true });
+  process.env[DIST_ENV] = dist;
+  process.on("exit", () => rmSync(dist, { recursive: true, force: true }));
   await loadFloodgate();
   const data: RunData = {
     config,

@@ -1,7 +1,7 @@
-/** median of a non-empty list; the mean of the middle two for an even count. */
+/** median of the finite values (a failed round is NaN); the mean of the middle two for an even count. */
 export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1
     ? (sorted[mid] as number)
