@@ -1,8 +1,12 @@
 // The tutorial's API on Fastify, rate limited per client IP.
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { pino } from "pino";
+import { Registry } from "prom-client";
 import floodgate from "../adapters/fastify/index.js";
 import type { PolicyInput } from "../core/policy.js";
 import { RateLimiter } from "../limiter.js";
+import { dashboard, loopbackOnly } from "../metrics/dashboard.js";
+import { prometheusMetrics } from "../metrics/prometheus.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import type { Store } from "../stores/store.js";
 import type { DemoConfig } from "./config.js";
@@ -33,10 +37,34 @@ export function storeName(store: Store): string {
 /**
  * operationalRoutes adds the routes for operators, never rate limited (a
  * monitor must see the service even while clients are throttled): `/health`,
- * and the place for `/metrics`, which gets the demo's limiter.
+ * `/metrics` (Prometheus, the demo's own registry), and the dashboard at
+ * `/ratelimit` for clients on this machine only.
  */
-export function operationalRoutes(app: FastifyInstance, _limiter: RateLimiter): void {
+export function operationalRoutes(app: FastifyInstance, limiter: RateLimiter): void {
   app.get("/health", { config: { rateLimit: false } }, async () => ({ status: "ok" }));
+  const metrics = prometheusMetrics(limiter, { registry: new Registry() });
+  app.get("/metrics", { config: { rateLimit: false } }, async (_request, reply) => {
+    reply.type(metrics.contentType);
+    return metrics.metrics();
+  });
+  const board = dashboard({ limiter, guard: loopbackOnly, path: "/ratelimit" });
+  const serve = async (request: FastifyRequest, reply: FastifyReply) => {
+    const answer = await board.handle({
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      remoteAddress: request.raw.socket.remoteAddress,
+    });
+    if (answer === undefined) return reply.callNotFound();
+    return reply.code(answer.status).headers(answer.headers).send(answer.body);
+  };
+  for (const url of [board.path, `${board.path}/`, `${board.path}/stats.json`]) {
+    app.get(url, { config: { rateLimit: false } }, serve);
+  }
+  app.addHook("onClose", async () => {
+    metrics.stop();
+    board.stop();
+  });
 }
 
 /**
@@ -55,5 +83,10 @@ export async function buildDemo(limiter: RateLimiter): Promise<FastifyInstance> 
 
 /** createLimiter builds the demo's limiter from its settings. */
 export function createLimiter(config: DemoConfig): RateLimiter {
-  return new RateLimiter({ policy: policyOf(config), store: createStore(config) });
+  return new RateLimiter({
+    policy: policyOf(config),
+    store: createStore(config),
+    // Store errors, the breaker and evicted throttled clients, at most once a minute per kind.
+    logger: pino({ name: "floodgate-demo" }),
+  });
 }
