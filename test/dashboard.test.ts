@@ -5,6 +5,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildDemo, createLimiter } from "../src/demo/app.js";
+import { readConfig } from "../src/demo/config.js";
 import { RateLimiter } from "../src/limiter.js";
 import { type Dashboard, dashboard, loopbackOnly } from "../src/metrics/dashboard.js";
 import { SCRIPT, STYLE } from "../src/metrics/dashboard-page.js";
@@ -98,6 +100,44 @@ describe("dashboard handler", () => {
     expect(() =>
       dashboard({ limiter, guard: () => true, history: 5 } as Parameters<typeof dashboard>[0]),
     ).toThrow(/history/);
+  });
+});
+
+describe("the demo's operator routes", () => {
+  it("counts in /metrics exactly the 429s clients saw, and shows the dashboard to loopback clients only", async () => {
+    const app = await buildDemo(createLimiter(readConfig({})));
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 15; i++) {
+        statuses.push((await app.inject({ url: "/data", remoteAddress: "127.0.0.1" })).statusCode);
+      }
+      expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+      const metrics = await app.inject({ url: "/metrics", remoteAddress: "127.0.0.1" });
+      expect(metrics.statusCode).toBe(200);
+      expect(metrics.headers["content-type"]).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(metrics.body).toContain(
+        'floodgate_decisions_total{policy="burst",outcome="allowed"} 10',
+      );
+      expect(metrics.body).toContain(
+        'floodgate_decisions_total{policy="burst",outcome="limited"} 5',
+      );
+      expect(metrics.body).not.toContain("127.0.0.1");
+      // Neither route is limited: a monitor still gets through while the client is throttled.
+      expect(metrics.headers["x-ratelimit-limit"]).toBeUndefined();
+      const page = await app.inject({ url: "/ratelimit", remoteAddress: "127.0.0.1" });
+      expect(page.statusCode).toBe(200);
+      expect(page.headers["content-security-policy"]).toContain("default-src 'none'");
+      const stats = await app.inject({ url: "/ratelimit/stats.json", remoteAddress: "::1" });
+      expect(JSON.parse(stats.body).totals).toMatchObject({ allowed: 10, limited: 5 });
+      expect((await app.inject({ url: "/ratelimit", remoteAddress: "192.0.2.1" })).statusCode).toBe(
+        403,
+      );
+      expect(
+        (await app.inject({ url: "/ratelimit/stats.json", remoteAddress: "192.0.2.1" })).statusCode,
+      ).toBe(403);
+    } finally {
+      await app.close();
+    }
   });
 });
 
