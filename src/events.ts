@@ -90,7 +90,7 @@ export class LimiterEvents {
   readonly wants: { [E in LimiterEventName]: boolean };
   /**
    * observing is true while anyone listens to an event derived from decisions
-   * (decision, limited, store-call, insurance).
+   * (decision, limited, store-call).
    * @internal
    */
   observing = false;
@@ -160,7 +160,7 @@ export class LimiterEvents {
   #update(): void {
     const wants = this.wants;
     for (const name of NAMES) wants[name] = this.#listeners[name].length > 0;
-    this.observing = wants.decision || wants.limited || wants["store-call"] || wants.insurance;
+    this.observing = wants.decision || wants.limited || wants["store-call"];
   }
 }
 

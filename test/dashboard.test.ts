@@ -92,6 +92,41 @@ describe("dashboard handler", () => {
     expect(html?.body).not.toMatch(/\ssrc=|<link rel="stylesheet"|@import|url\(/);
   });
 
+  it("answers Fetch requests and node:http requests mounted under a prefix (Express originalUrl)", async () => {
+    const ok = await board.fetch(new Request("http://localhost/admin/ratelimit/stats.json"), "::1");
+    expect(ok?.status).toBe(200);
+    expect(ok?.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect((await (ok as Response).json()).policies[0].name).toBe("burst");
+    expect(await board.fetch(new Request("http://localhost/other"), "::1")).toBeUndefined();
+    const head = await board.fetch(
+      new Request("http://localhost/admin/ratelimit", { method: "HEAD" }),
+      "::1",
+    );
+    expect(head?.status).toBe(200);
+    expect(await head?.text()).toBe("");
+    let status = 0;
+    let body = "";
+    const res = {
+      writeHead(s: number) {
+        status = s;
+      },
+      end(b?: string) {
+        body = b ?? "";
+      },
+    };
+    const mounted = {
+      method: "GET",
+      url: "/stats.json",
+      originalUrl: "/admin/ratelimit/stats.json",
+      headers: {},
+      socket: { remoteAddress: "127.0.0.1" },
+    };
+    expect(await board.node(mounted as never, res as never)).toBe(true);
+    expect(status).toBe(200);
+    expect(JSON.parse(body).seconds).toBe(300);
+    expect(await board.node({ ...mounted, originalUrl: "/x" } as never, res as never)).toBe(false);
+  });
+
   it("is off until mounted and needs a guard", () => {
     expect(() => dashboard({ limiter } as unknown as Parameters<typeof dashboard>[0])).toThrow(
       /guard/,
