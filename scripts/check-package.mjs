@@ -52,6 +52,15 @@ try {
       app,
     );
   }
+  // A TypeScript user of an adapter has its framework installed, and its
+  // types come from there: add the optional peers, at the versions this
+  // repository tests with, before type-checking every subpath.
+  const peers = Object.keys(pkg.peerDependencies ?? {}).map(
+    (name) => `${name}@${pkg.devDependencies?.[name] ?? pkg.peerDependencies[name]}`,
+  );
+  if (peers.length > 0) {
+    run("npm", ["install", "--silent", "--no-audit", "--no-fund", "--no-save", ...peers], app);
+  }
   // TypeScript consumers: every subpath resolves with types under each resolution mode.
   const ts = names
     .map((n, i) => `import * as m${i} from ${JSON.stringify(n)};\nvoid m${i};`)
@@ -82,12 +91,18 @@ try {
     ["nodenext", "nodenext"],
     ["esnext", "bundler"],
   ]) {
-    const files = moduleResolution === "bundler" ? ["esm.mts"] : ["esm.mts", "cjs.cts"];
-    run(
-      "node",
-      [tsc, ...base, "--module", module, "--moduleResolution", moduleResolution, ...files],
-      app,
-    );
+    // ESM and CommonJS consumers are separate programs: each format has its
+    // own .d.ts/.d.cts, and an adapter's module augmentation (fastify's route
+    // config) is declared once per copy, so one program loading both copies
+    // would see it twice.
+    const programs = moduleResolution === "bundler" ? [["esm.mts"]] : [["esm.mts"], ["cjs.cts"]];
+    for (const files of programs) {
+      run(
+        "node",
+        [tsc, ...base, "--module", module, "--moduleResolution", moduleResolution, ...files],
+        app,
+      );
+    }
   }
   console.log(`package check passed: ${names.join(", ")} (ESM, CJS, TS node16/nodenext/bundler)`);
 } finally {
