@@ -52,12 +52,12 @@ describe("createRateLimit: one request at a time", () => {
       const outcome = sync(limit.check(req()));
       expect(outcome.limited).toBe(false);
       expect(outcome.response).toBeUndefined();
-      expect(headers(outcome)["X-RateLimit-Remaining"]).toBe(String(i));
+      expect(headers(outcome)["x-ratelimit-remaining"]).toBe(String(i));
     }
     const denied = sync(limit.check(req()));
     expect(denied.limited).toBe(true);
     expect(denied.decision).toMatchObject({ allowed: false, retryAfter: 1000, policy: "burst" });
-    expect(headers(denied)["Retry-After"]).toBe("1");
+    expect(headers(denied)["retry-after"]).toBe("1");
     expect(denied.response).toEqual({
       status: 429,
       contentType: "application/json; charset=utf-8",
@@ -118,7 +118,7 @@ describe("tiers: policies as a function of the request", () => {
     const tiered = limit.route({ policies: (r) => (r.plan === "paid" ? paid : free) });
     const outcome = sync(tiered.check({ ...req(), plan: "paid" }));
     expect(outcome.decision).toMatchObject({ policy: "paid", remaining: 99 });
-    expect(headers(outcome)["RateLimit-Policy"]).toBe('"paid";q=100;w=10');
+    expect(headers(outcome)["ratelimit-policy"]).toBe('"paid";q=100;w=10');
     expect(sync(tiered.check(req())).decision).toMatchObject({ policy: "free", remaining: 1 });
   });
 
@@ -174,9 +174,9 @@ describe("shadow mode and onLimited", () => {
     for (let i = 0; i < 10; i++) visible.check(req());
     const shadowDenied = sync(visible.check(req()));
     expect(headers(shadowDenied)).toEqual({
-      "X-RateLimit-Limit": "10",
-      "X-RateLimit-Remaining": "0",
-      "X-RateLimit-Reset": expect.any(String),
+      "x-ratelimit-limit": "10",
+      "x-ratelimit-remaining": "0",
+      "x-ratelimit-reset": expect.any(String),
     });
   });
 
@@ -214,7 +214,7 @@ describe("the limited response", () => {
     const outcome = deny({ respond: () => undefined });
     expect(outcome.limited).toBe(true);
     expect(outcome.response).toBeUndefined();
-    expect(headers(outcome)["Retry-After"]).toBe("1");
+    expect(headers(outcome)["retry-after"]).toBe("1");
   });
 });
 

@@ -36,19 +36,19 @@ describe("response headers", () => {
     for (let i = 9; i >= 0; i--) {
       const d = consume();
       expect(asMap(headerList(set, d, true, true, false))).toEqual({
-        "X-RateLimit-Limit": "10",
-        "X-RateLimit-Remaining": String(i),
+        "x-ratelimit-limit": "10",
+        "x-ratelimit-remaining": String(i),
         // resetAt is T0 + 1000 = ...001.5 s: rounded up.
-        "X-RateLimit-Reset": "1700000002",
-        "RateLimit-Policy": '"burst";q=10;w=5',
-        RateLimit: `"burst";r=${i};t=1`,
+        "x-ratelimit-reset": "1700000002",
+        "ratelimit-policy": '"burst";q=10;w=5',
+        ratelimit: `"burst";r=${i};t=1`,
       });
     }
     const denied = consume();
     expect(denied.allowed).toBe(false);
     expect(asMap(headerList(set, denied, true, true, true))).toMatchObject({
-      "X-RateLimit-Remaining": "0",
-      "Retry-After": "1",
+      "x-ratelimit-remaining": "0",
+      "retry-after": "1",
     });
   });
 
@@ -61,14 +61,14 @@ describe("response headers", () => {
     consume();
     at(T0 + 60_000);
     const headers = asMap(headerList(set, consume(), false, true, false));
-    expect(Object.keys(headers)).toEqual(["RateLimit-Policy", "RateLimit"]);
-    expect(parseRateLimitList(headers["RateLimit-Policy"] as string)).toEqual([
+    expect(Object.keys(headers)).toEqual(["ratelimit-policy", "ratelimit"]);
+    expect(parseRateLimitList(headers["ratelimit-policy"] as string)).toEqual([
       { id: "burst", params: { q: 10, w: 5 } },
       { id: "daily", params: { q: 1000, w: 86_400 } },
       { id: "fast", params: { q: 3, w: 1 } },
     ]);
     // At T0 + 60 s the daily bucket (refilled at T0) refills at T0 + 1 d.
-    expect(parseRateLimitList(headers.RateLimit as string)).toEqual([
+    expect(parseRateLimitList(headers.ratelimit as string)).toEqual([
       { id: "burst", params: { r: 9, t: 1 } },
       { id: "daily", params: { r: 998, t: 86_400 - 60 } },
       { id: "fast", params: { r: 2, t: 1 } },
@@ -80,12 +80,12 @@ describe("response headers", () => {
     const allowed = consume();
     const denied = consume();
     expect(Object.keys(asMap(headerList(set, allowed, true, false, false)))).toEqual([
-      "X-RateLimit-Limit",
-      "X-RateLimit-Remaining",
-      "X-RateLimit-Reset",
+      "x-ratelimit-limit",
+      "x-ratelimit-remaining",
+      "x-ratelimit-reset",
     ]);
     expect(headerList(set, allowed, false, false, false)).toEqual([]);
-    expect(headerList(set, denied, false, false, true)).toEqual(["Retry-After", "1"]);
+    expect(headerList(set, denied, false, false, true)).toEqual(["retry-after", "1"]);
   });
 
   it("give Retry-After in whole seconds, at least 1, never before the tokens are back", () => {
@@ -111,7 +111,7 @@ describe("response headers", () => {
             const d = consume(cost);
             const headers = asMap(headerList(set, d, true, true, !d.allowed));
             for (const value of Object.values(headers)) expect(value).toMatch(/^[\x20-\x7e]+$/);
-            const members = parseRateLimitList(headers.RateLimit as string);
+            const members = parseRateLimitList(headers.ratelimit as string);
             expect(members.map((m) => m.id)).toEqual(["a", "b"]);
             for (const [i, m] of members.entries()) {
               const s = d.policies[i] as Decision["policies"][number];
@@ -120,7 +120,7 @@ describe("response headers", () => {
               expect((m.params.t as number) * 1000).toBeLessThan(s.resetAt - t + 1000);
             }
             if (!d.allowed) {
-              const seconds = Number(headers["Retry-After"]);
+              const seconds = Number(headers["retry-after"]);
               expect(Number.isInteger(seconds) && seconds >= 1).toBe(true);
               expect(seconds * 1000).toBeGreaterThanOrEqual(d.retryAfter);
               expect(seconds * 1000).toBeLessThan(Math.max(d.retryAfter, 1000) + 1000);

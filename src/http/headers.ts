@@ -8,14 +8,52 @@ import type { Policy } from "../core/policy.js";
 export type HeaderMode = "legacy" | "ietf" | "both" | false;
 
 /**
+ * The header names, in lower case: how Fastify, Fetch and HTTP/2 send them
+ * anyway, so every adapter answers with identical headers (and lower case is
+ * the fast path of the frameworks' own lower-casing).
+ */
+export const HEADER = Object.freeze({
+  limit: "x-ratelimit-limit",
+  remaining: "x-ratelimit-remaining",
+  reset: "x-ratelimit-reset",
+  policy: "ratelimit-policy",
+  rateLimit: "ratelimit",
+  retryAfter: "retry-after",
+});
+
+/**
  * PolicySet is a validated policy list with its precomputed header text:
  * `policyHeader` is the RateLimit-Policy value, `items[i]` the start of policy
- * i's member of the RateLimit value (`"burst";r=`).
+ * i's member of the RateLimit value (`"burst";r=`), `limits[i]` its capacity.
+ * It also remembers the last X-RateLimit-Reset it wrote, since consecutive
+ * requests mostly share the second of their next refill.
  */
-export interface PolicySet {
+export class PolicySet {
   readonly list: readonly Policy[];
   readonly policyHeader: string;
   readonly items: readonly string[];
+  readonly limits: readonly string[];
+  #resetSeconds = -1;
+  #resetText = "";
+
+  constructor(list: readonly Policy[]) {
+    this.list = list;
+    this.policyHeader = list
+      .map((p) => `"${p.name}";q=${p.capacity};w=${Math.max(1, Math.ceil(p.window / 1000))}`)
+      .join(", ");
+    this.items = Object.freeze(list.map((p) => `"${p.name}";r=`));
+    this.limits = Object.freeze(list.map((p) => String(p.capacity)));
+  }
+
+  /** resetText is X-RateLimit-Reset for `resetAt` (epoch ms): Unix seconds, rounded up. */
+  resetText(resetAt: number): string {
+    const seconds = Math.ceil(resetAt / 1000);
+    if (seconds !== this.#resetSeconds) {
+      this.#resetSeconds = seconds;
+      this.#resetText = String(seconds);
+    }
+    return this.#resetText;
+  }
 }
 
 /**
@@ -24,13 +62,7 @@ export interface PolicySet {
  * at least 1); policy names are valid structured-field Strings as validated.
  */
 export function policySet(list: readonly Policy[]): PolicySet {
-  return Object.freeze({
-    list,
-    policyHeader: list
-      .map((p) => `"${p.name}";q=${p.capacity};w=${Math.max(1, Math.ceil(p.window / 1000))}`)
-      .join(", "),
-    items: Object.freeze(list.map((p) => `"${p.name}";r=`)),
-  });
+  return new PolicySet(list);
 }
 
 /** seconds turns a duration in ms into whole seconds, rounded up, never negative. */
@@ -55,6 +87,10 @@ export function retryAfterSeconds(decision: Decision): number {
 export function rateLimitValue(set: PolicySet, decision: Decision): string {
   const states = decision.policies;
   const now = decision.now;
+  if (states.length === 1) {
+    const s = states[0] as Decision["policies"][number];
+    return `${set.items[0]}${s.remaining};t=${seconds(s.resetAt - now)}`;
+  }
   let value = "";
   for (let i = 0; i < states.length; i++) {
     const s = states[i] as Decision["policies"][number];
@@ -62,6 +98,16 @@ export function rateLimitValue(set: PolicySet, decision: Decision): string {
     value += `${set.items[i]}${s.remaining};t=${seconds(s.resetAt - now)}`;
   }
   return value;
+}
+
+/** limitText is X-RateLimit-Limit: the reported policy's capacity, precomputed. */
+function limitText(set: PolicySet, decision: Decision): string {
+  const list = set.list;
+  if (list.length === 1) return set.limits[0] as string;
+  for (let i = 0; i < list.length; i++) {
+    if ((list[i] as Policy).name === decision.policy) return set.limits[i] as string;
+  }
+  return String(decision.limit);
 }
 
 /**
@@ -76,20 +122,34 @@ export function headerList(
   ietf: boolean,
   limited: boolean,
 ): string[] {
-  const out: string[] = [];
-  if (legacy) {
-    out.push(
-      "X-RateLimit-Limit",
-      String(decision.limit),
-      "X-RateLimit-Remaining",
+  let out: string[];
+  if (legacy && ietf) {
+    out = [
+      HEADER.limit,
+      limitText(set, decision),
+      HEADER.remaining,
       String(decision.remaining),
-      "X-RateLimit-Reset",
-      String(Math.ceil(decision.resetAt / 1000)),
-    );
+      HEADER.reset,
+      set.resetText(decision.resetAt),
+      HEADER.policy,
+      set.policyHeader,
+      HEADER.rateLimit,
+      rateLimitValue(set, decision),
+    ];
+  } else if (legacy) {
+    out = [
+      HEADER.limit,
+      limitText(set, decision),
+      HEADER.remaining,
+      String(decision.remaining),
+      HEADER.reset,
+      set.resetText(decision.resetAt),
+    ];
+  } else if (ietf) {
+    out = [HEADER.policy, set.policyHeader, HEADER.rateLimit, rateLimitValue(set, decision)];
+  } else {
+    out = [];
   }
-  if (ietf) {
-    out.push("RateLimit-Policy", set.policyHeader, "RateLimit", rateLimitValue(set, decision));
-  }
-  if (limited) out.push("Retry-After", String(retryAfterSeconds(decision)));
+  if (limited) out.push(HEADER.retryAfter, String(retryAfterSeconds(decision)));
   return out;
 }
