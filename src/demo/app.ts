@@ -8,6 +8,7 @@ import { RateLimiter } from "../limiter.js";
 import { dashboard, loopbackOnly } from "../metrics/dashboard.js";
 import { prometheusMetrics } from "../metrics/prometheus.js";
 import { MemoryStore } from "../stores/memory-store.js";
+import { RedisStore } from "../stores/redis/redis-store.js";
 import type { Store } from "../stores/store.js";
 import type { DemoConfig } from "./config.js";
 
@@ -23,14 +24,17 @@ export function policyOf(config: DemoConfig): PolicyInput {
 
 /**
  * createStore picks where the demo keeps its buckets: the one place to
- * choose a store. Today, the memory store (one process).
+ * choose a store. Redis when `REDIS_URL` is set (every instance shares one
+ * limit), else the memory store (one process).
  */
-export function createStore(_config: DemoConfig): Store {
+export function createStore(config: DemoConfig): Store {
+  if (config.redisUrl !== undefined) return new RedisStore({ url: config.redisUrl });
   return new MemoryStore();
 }
 
 /** storeName names the store in the start-up line. */
 export function storeName(store: Store): string {
+  if (store instanceof RedisStore) return "Redis store";
   return store instanceof MemoryStore ? "memory store" : (store.constructor?.name ?? "store");
 }
 

@@ -14,6 +14,8 @@ export interface DemoConfig {
   readonly refillRate: number;
   /** Milliseconds between refills. Env `RATE_LIMIT_INTERVAL_MS`, default 1000. */
   readonly interval: number;
+  /** Env `REDIS_URL`: when set, buckets live in Redis, shared by every instance. */
+  readonly redisUrl?: string;
 }
 
 /** DemoConfigError is an invalid setting; its message is meant for the terminal as is. */
@@ -43,7 +45,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 /** readConfig reads the demo's settings from `env`; it throws DemoConfigError on a bad value. */
 export function readConfig(env: Env): DemoConfig {
   const host = (env.HOST ?? "").trim();
+  const redisUrl = (env.REDIS_URL ?? "").trim();
+  if (redisUrl !== "" && !/^(rediss?|valkeys?):\/\//.test(redisUrl)) {
+    throw new DemoConfigError(
+      `REDIS_URL must be a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}; e.g. REDIS_URL=redis://127.0.0.1:6379`,
+    );
+  }
   return {
+    ...(redisUrl === "" ? {} : { redisUrl }),
     port: integer(env, "PORT", 8000, 0, 65_535),
     host: host === "" ? "127.0.0.1" : host,
     capacity: integer(env, "RATE_LIMIT_CAPACITY", 10, 1, MAX_TOKENS),

@@ -32,6 +32,8 @@ export interface Conn {
   evalsha(argv: string[]): Promise<unknown>;
   eval(argv: string[]): Promise<unknown>;
   del(keys: string[]): Promise<unknown>;
+  /** Loads `script` into the server's script cache (SCRIPT LOAD), so the first EVALSHA finds it. */
+  load(script: string): Promise<unknown>;
   /** False while the client has no connection: a call would fail without reaching Redis. */
   ready(): boolean;
   quit(): Promise<void>;
@@ -67,6 +69,10 @@ function ioredis(c: IORedisLike): Conn {
     evalsha: (argv) => v.evalsha(...argv),
     eval: (argv) => v.eval(...argv),
     del: (keys) => c.del(...keys),
+    load: (script) => {
+      const s = (c as unknown as { script?: (...a: string[]) => Promise<unknown> }).script;
+      return typeof s === "function" ? s.call(c, "LOAD", script) : Promise.resolve();
+    },
     ready: () => c.status === "ready",
     quit: async () => {
       await c.quit();
@@ -84,6 +90,7 @@ function nodeRedis(c: NodeRedisLike): Conn {
     evalsha: (argv) => c.sendCommand(["EVALSHA", ...argv]),
     eval: (argv) => c.sendCommand(["EVAL", ...argv]),
     del: (keys) => c.sendCommand(["DEL", ...keys]),
+    load: (script) => c.sendCommand(["SCRIPT", "LOAD", script]),
     ready: () => c.isReady,
     quit: async () => {
       if (typeof close.close === "function") await close.close();

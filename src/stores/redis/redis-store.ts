@@ -127,6 +127,7 @@ export class RedisStore implements Store {
         );
       }
       this.#owned = false;
+      this.#preload(this.#conn);
     } else {
       if (typeof url !== "string" || !/^(rediss?|valkeys?):\/\//.test(url)) {
         throw new ConfigError(
@@ -139,6 +140,7 @@ export class RedisStore implements Store {
       this.#owned = true;
       this.#opening = open(url.replace(/^valkey/, "redis")).then((conn) => {
         this.#conn = conn;
+        this.#preload(conn);
       });
       // A missing client library is reported by ready() and by every call.
       this.#opening.catch(() => {});
@@ -205,6 +207,23 @@ export class RedisStore implements Store {
     if (!this.#owned) return;
     await this.#opening?.catch(() => {});
     await this.#conn?.quit().catch(() => {});
+  }
+
+  /**
+   * preload sends SCRIPT LOAD once the client can, so the first decisions do
+   * not pay a NOSCRIPT round trip (EVALSHA still falls back to EVAL, e.g.
+   * after a restart, or on another Cluster node). Best effort: errors are ignored.
+   */
+  #preload(conn: Conn): void {
+    const tryLoad = (attempts: number): void => {
+      if (this.#closed) return;
+      if (conn.ready()) {
+        conn.load(SCRIPT).catch(() => {});
+        return;
+      }
+      if (attempts > 0) setTimeout(tryLoad, 20, attempts - 1).unref();
+    };
+    tryLoad(250);
   }
 
   #plan(policies: readonly Policy[]): Plan {
