@@ -4,7 +4,7 @@ import { ConfigError, CostError } from "../core/errors.js";
 import { RateLimiter } from "../limiter.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import type { Store } from "../stores/store.js";
-import { createRateLimit, type RateLimitOutcome } from "./handler.js";
+import { createRateLimit, type RateLimitOutcome } from "./index.js";
 import { keys, type RequestReader } from "./keys.js";
 import type { RateLimitOptions } from "./options.js";
 
@@ -122,6 +122,27 @@ describe("tiers: policies as a function of the request", () => {
     expect(sync(tiered.check(req())).decision).toMatchObject({ policy: "free", remaining: 1 });
   });
 
+  it("validates each list once: the same Policy objects come back for the same list", () => {
+    const { limit } = clocked();
+    const tiered = limit.route({ policies: (r) => (r.plan === "paid" ? paid : free) });
+    const first = sync(tiered.check(req("1.1.1.1"))).decision.policies[0]?.policy;
+    expect(sync(tiered.check(req("2.2.2.2"))).decision.policies[0]?.policy).toBe(first);
+  });
+
+  it("keeps its cache of fresh literal lists bounded, and still right", () => {
+    const { limit } = clocked();
+    const many = limit.route({
+      policy: (r) => ({ name: `p${r.headers.n}`, capacity: 5, refillRate: 1, interval: 1000 }),
+    });
+    for (let n = 0; n < 300; n++) {
+      expect(sync(many.check(req("1.1.1.1", { n: String(n) }))).decision).toMatchObject({
+        policy: `p${n}`,
+        remaining: 4,
+      });
+    }
+    expect(sync(many.check(req("1.1.1.1", { n: "0" }))).decision.remaining).toBe(3);
+  });
+
   it("validates each list once, even when the function returns fresh literals", () => {
     const { limit } = clocked();
     const tiered = limit.route({
@@ -139,8 +160,23 @@ describe("tiers: policies as a function of the request", () => {
     expect(() => bad.check(req())).toThrow(
       /"policies\(request\)\[0\].capacity" must be an integer/,
     );
+    const none = limit.route({ policy: () => null as never });
+    expect(() => none.check(req())).toThrow(/"policy\(request\)" must be an object/);
+    const nulls = limit.route({ policies: () => [null as never] });
+    expect(() => nulls.check(req())).toThrow(/"policies\(request\)\[0\]" must be an object/);
     const asyncBad = limit.route({ policies: async () => [] });
     await expect(asyncBad.check(req())).rejects.toThrow(ConfigError);
+  });
+
+  it("lets identical policies share a name (and so their buckets)", () => {
+    const { limit } = clocked();
+    const again = limit.route({ policies: [{ ...burst }] });
+    sync(again.check(req()));
+    expect(sync(limit.check(req())).decision.remaining).toBe(8);
+    const slower = () => limit.route({ policies: [{ ...burst, refillRate: 1 }] });
+    expect(slower).toThrow(/refillRate 1, interval 1000\) different from the "burst" policy/);
+    const longer = () => limit.route({ policies: [{ ...burst, interval: 2000 }] });
+    expect(longer).toThrow(/interval 2000\) different/);
   });
 
   it("refuses two different policies under one name: they would share buckets", () => {
@@ -218,10 +254,24 @@ describe("the limited response", () => {
   });
 });
 
+describe("stores that answer asynchronously", () => {
+  it("give a promise of the same outcome", async () => {
+    const memory = new MemoryStore({ clock: () => 0 });
+    const slow: Store = {
+      consume: (...args) => Promise.resolve([...memory.consume(...args)]),
+      reset: (...args) => memory.reset(...args),
+    };
+    const limit = createRateLimit<Req>({ policies: [burst], store: slow }, reader);
+    const pending = limit.check(req());
+    expect(pending).toBeInstanceOf(Promise);
+    expect((await pending)?.decision).toMatchObject({ allowed: true, remaining: 9 });
+  });
+});
+
 describe("per-route overrides", () => {
   it("inherit everything not overridden, sharing buckets for the same policies", () => {
     const { limit } = clocked();
-    const expensive = limit.route({ cost: 5 });
+    const expensive = limit.route({ cost: 5, skip: undefined } as never);
     expect(expensive.limiter).toBe(limit.limiter);
     sync(expensive.check(req()));
     expect(sync(limit.check(req())).decision.remaining).toBe(4);

@@ -256,11 +256,9 @@ export class RateLimit<Req, Reply = never> {
   /** compile validates a list a policies function returned, once per list. */
   #compile(choice: PolicyChoice): PolicySet {
     const book = this.#book;
-    const object = typeof choice === "object" && choice !== null;
-    if (object) {
-      const hit = book.byObject.get(choice);
-      if (hit !== undefined) return hit;
-    }
+    const known =
+      typeof choice === "object" && choice !== null ? book.byObject.get(choice) : undefined;
+    if (known !== undefined) return known;
     const text = signature(choice);
     let set = text === undefined ? undefined : book.bySignature.get(text);
     if (set === undefined) {
@@ -272,7 +270,8 @@ export class RateLimit<Req, Reply = never> {
         book.bySignature.set(text, set);
       }
     }
-    if (object) book.byObject.set(choice, set);
+    // Only objects get this far: anything else is no policy and was refused above.
+    book.byObject.set(choice, set);
     return set;
   }
 

@@ -111,6 +111,8 @@ describe("response headers", () => {
             const d = consume(cost);
             const headers = asMap(headerList(set, d, true, true, !d.allowed));
             for (const value of Object.values(headers)) expect(value).toMatch(/^[\x20-\x7e]+$/);
+            expect(headers["x-ratelimit-reset"]).toBe(String(Math.ceil(d.resetAt / 1000)));
+            expect(headers["x-ratelimit-limit"]).toBe(String(d.limit));
             const members = parseRateLimitList(headers.ratelimit as string);
             expect(members.map((m) => m.id)).toEqual(["a", "b"]);
             for (const [i, m] of members.entries()) {

@@ -100,14 +100,9 @@ export function rateLimitValue(set: PolicySet, decision: Decision): string {
   return value;
 }
 
-/** limitText is X-RateLimit-Limit: the reported policy's capacity, precomputed. */
+/** limitText is X-RateLimit-Limit: the reported policy's capacity, precomputed for one policy. */
 function limitText(set: PolicySet, decision: Decision): string {
-  const list = set.list;
-  if (list.length === 1) return set.limits[0] as string;
-  for (let i = 0; i < list.length; i++) {
-    if ((list[i] as Policy).name === decision.policy) return set.limits[i] as string;
-  }
-  return String(decision.limit);
+  return set.limits.length === 1 ? (set.limits[0] as string) : String(decision.limit);
 }
 
 /**

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "../core/errors.js";
 import { addressKey } from "./ip.js";
 import { type IpKeyOptions, keys, type RequestReader } from "./keys.js";
-import { forwardedFor } from "./proxy.js";
+import { clientKey, forwardedFor } from "./proxy.js";
 
 interface FakeRequest {
   socket?: string;
@@ -206,6 +206,11 @@ describe("keys.ip behind trusted proxies", () => {
     expect(keyOf({ trustProxy: ["fd00::/8"] }, "fe00::1", headers)).toBe("fe00::/64");
   });
 
+  it("with nothing trusted, answers with the socket whatever the headers say", () => {
+    const none = { hops: 0, ranges: undefined };
+    expect(clientKey(none, undefined, 64, "10.0.0.1", "1.2.3.4", "for=1.2.3.4")).toBe("10.0.0.1");
+  });
+
   it("trusts a socket without an address by hop count (a Unix socket behind a proxy)", () => {
     expect(keyOf({ trustProxy: 1 }, undefined, { "x-forwarded-for": "1.2.3.4" })).toBe("1.2.3.4");
   });
@@ -314,6 +319,7 @@ describe("the Forwarded header (RFC 7239)", () => {
     ['for="a"b, for=c', ["", "c"]],
     ["junk, for=c", ["", "c"]],
     [" for = 1.2.3.4 ;by=x", ["1.2.3.4"]],
+    ['for="1.2.3.4" , for="5.6.7.8"\t;by=x', ["1.2.3.4", "5.6.7.8"]],
     ["", [""]],
     [",", ["", ""]],
   ])("%j -> %j", (header, values) => {

@@ -156,7 +156,7 @@ export function compileOptions<Req, Reply>(
 ): Settings<Req, Reply> {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new ConfigError(
-      prefix === "" ? "options" : prefix.slice(0, -1),
+      "options",
       options,
       "must be an object",
       "pass { policy: { capacity: 10, refillRate: 2, interval: 1000 } }",
