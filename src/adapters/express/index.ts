@@ -1,0 +1,156 @@
+// floodgate/express: the HTTP layer as Express 4 and 5 middleware. It only
+// translates: Node's request through the shared reader, the outcome onto
+// Node's response (no res.send, so Express 4 and 5 answer byte for byte the
+// same). Only types come from express, so importing this module never loads it.
+import type { NextFunction, Request, Response } from "express";
+import type { Decision } from "../../core/decision.js";
+import {
+  createRateLimit,
+  type RateLimit,
+  type RateLimitOptions,
+  type RateLimitOutcome,
+} from "../../http/index.js";
+import type { RateLimiter } from "../../limiter.js";
+import { incomingReader } from "../incoming.js";
+import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { Warnings, type WarningsOption } from "../warnings.js";
+
+declare global {
+  namespace Express {
+    interface Request {
+      /**
+       * rateLimit is floodgate's decision for this request (the strictest one
+       * when limiters are stacked); undefined when no limiter decided it.
+       */
+      rateLimit?: Decision;
+    }
+  }
+}
+
+/**
+ * ExpressRateLimitOptions are floodgate's HTTP options plus `warnings`, which
+ * switches off the start-up warnings about client identity (all, or by code).
+ */
+export interface ExpressRateLimitOptions extends RateLimitOptions<Request, Response> {
+  warnings?: WarningsOption;
+}
+
+/**
+ * ExpressRateLimit is the middleware `rateLimit` returns, with `route` for a
+ * route of its own and `limiter` for `reset` and `peek`.
+ */
+export interface ExpressRateLimit {
+  (req: Request, res: Response, next: NextFunction): void;
+  /**
+   * route builds the middleware of one route: `overrides` replace these
+   * options and the rest, including the limiter (so the buckets), is shared.
+   * Mount it instead of, not after, this middleware on that route.
+   */
+  route(overrides: RateLimitOptions<Request, Response>): ExpressRateLimit;
+  /** limiter is the RateLimiter this middleware charges. */
+  readonly limiter: RateLimiter;
+}
+
+type Limit = RateLimit<Request, Response>;
+
+const EXTRA = ["warnings"];
+
+function trustWarning(req: Request, warnings: Warnings): void {
+  if (req.app?.get("trust proxy") === true) {
+    warnings.warn(
+      "FLOODGATE_PERMISSIVE_TRUST_PROXY",
+      `Express's "trust proxy" setting is true: it believes every X-Forwarded-For hop, so req.ip is whatever the client sends. floodgate keys clients by the socket's address (not req.ip) unless keys.ip({ trustProxy }) says whom to trust, so behind a proxy every client shares its bucket, and a key built from req.ip can be chosen by the client. Fix: set both to the proxies really in front of this server, e.g. app.set("trust proxy", 1) and key: keys.ip({ trustProxy: 1 }) behind one load balancer.`,
+    );
+  }
+}
+
+function answer(
+  limit: Limit,
+  outcome: RateLimitOutcome,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+): void {
+  const holder = req as Holder;
+  const stacked = holder[STACKED] !== undefined;
+  const decision = outcome.decision;
+  req.rateLimit =
+    stacked && req.rateLimit !== undefined ? stricter(req.rateLimit, decision) : decision;
+  const limited = outcome.limited;
+  if (res.headersSent) {
+    // Another middleware has already answered: add nothing; a limited request still stops here.
+    if (!limited) next();
+    else if (!res.writableEnded) res.end();
+    return;
+  }
+  const headers = record(holder, outcome.headers, limited);
+  for (let i = 0; i < headers.length; i += 2) {
+    res.setHeader(headers[i] as string, headers[i + 1] as string);
+  }
+  if (!limited) {
+    next();
+    return;
+  }
+  const response = outcome.response;
+  if (response !== undefined) {
+    res.statusCode = response.status;
+    res.setHeader("Content-Type", response.contentType);
+    res.end(response.body);
+    return;
+  }
+  const respond = limit.respond as NonNullable<Limit["respond"]>;
+  Promise.resolve(respond(req, res, decision)).then(() => {
+    if (!res.headersSent) {
+      next(new Error("floodgate: the respond option returned without sending a response"));
+    }
+  }, next);
+}
+
+function middleware(limit: Limit, warnings: Warnings): ExpressRateLimit {
+  const customKey = limit.options.key !== undefined;
+  function floodgateRateLimit(req: Request, res: Response, next: NextFunction): void {
+    if (warnings.pending) {
+      trustWarning(req, warnings);
+      warnings.inspect(customKey, incomingReader, req, "express", "key clients another way");
+    }
+    let result: ReturnType<Limit["check"]>;
+    try {
+      result = limit.check(req);
+    } catch (error) {
+      next(error);
+      return;
+    }
+    if (result === null) {
+      next();
+    } else if (result instanceof Promise) {
+      result.then((outcome) => {
+        if (outcome === null) next();
+        else answer(limit, outcome, req, res, next);
+      }, next);
+    } else {
+      answer(limit, result, req, res, next);
+    }
+  }
+  return Object.assign(floodgateRateLimit, {
+    route: (overrides: RateLimitOptions<Request, Response>) =>
+      middleware(limit.route(overrides), warnings),
+    limiter: limit.limiter,
+  });
+}
+
+/**
+ * rateLimit builds Express middleware (Express 4 and 5) from the options
+ * every floodgate middleware takes, validated now (a ConfigError names the
+ * bad option). Each request it decides gets `req.rateLimit`; a denied one is
+ * answered with 429, Retry-After and the JSON body, and the chain stops.
+ * Errors of the user's functions go to `next(error)`. Mount it with
+ * `app.use(limit)`, on a path, or on a route; stacked limiters each set their
+ * headers and the strictest decision wins.
+ */
+export function rateLimit(options: ExpressRateLimitOptions): ExpressRateLimit {
+  const limit = createRateLimit<Request, Response>(options, incomingReader, EXTRA);
+  return middleware(limit, new Warnings(options.warnings));
+}
+
+export { type KeyFunction, keys } from "../../http/index.js";
+export type { WarningCode, WarningsOption } from "../warnings.js";

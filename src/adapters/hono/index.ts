@@ -1,0 +1,197 @@
+// floodgate/hono: the HTTP layer as Hono 4 middleware, on Node (through
+// @hono/node-server) and on any Fetch runtime. It only translates: the
+// client's address from the runtime (or Hono's getConnInfo), headers through
+// `c.header`, a denied request answered with `c.body`. Only types come from
+// hono, so importing this module never loads it.
+import type { Context, MiddlewareHandler, Next } from "hono";
+import type { Decision } from "../../core/decision.js";
+import { ConfigError } from "../../core/errors.js";
+import {
+  createRateLimit,
+  type RateLimit,
+  type RateLimitOptions,
+  type RateLimitOutcome,
+  type RequestReader,
+} from "../../http/index.js";
+import type { RateLimiter } from "../../limiter.js";
+import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { Warnings, type WarningsOption } from "../warnings.js";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /**
+     * rateLimit is floodgate's decision for this request (the strictest one
+     * when limiters are stacked); undefined when no limiter decided it.
+     */
+    rateLimit: Decision | undefined;
+  }
+}
+
+/** ConnInfoGetter is Hono's `getConnInfo` of your runtime (`hono/bun`, `hono/deno`, `@hono/node-server/conninfo`, ...). */
+export type ConnInfoGetter = (c: Context) => { remote: { address?: string | undefined } };
+
+/**
+ * HonoRateLimitOptions are floodgate's HTTP options plus `getConnInfo` and
+ * `warnings`. Without `getConnInfo` the client's address is read where the
+ * runtime puts it: @hono/node-server, Bun and Deno; elsewhere (Cloudflare
+ * Workers, Lambda) pass your runtime's `getConnInfo` or key by something else.
+ */
+export interface HonoRateLimitOptions extends RateLimitOptions<Context, Context> {
+  /** Hono's getConnInfo for your runtime: where the default key (keys.ip) reads the client's address. */
+  getConnInfo?: ConnInfoGetter;
+  /** Start-up warnings about client identity: false turns them off, or some by code. */
+  warnings?: WarningsOption;
+}
+
+/**
+ * HonoRateLimit is the middleware `rateLimit` returns, with `route` for a
+ * route of its own and `limiter` for `reset` and `peek`.
+ */
+export interface HonoRateLimit extends MiddlewareHandler {
+  /**
+   * route builds the middleware of one route: `overrides` replace these
+   * options and the rest, including the limiter (so the buckets), is shared.
+   * Mount it instead of, not after, this middleware on that route.
+   */
+  route(overrides: RateLimitOptions<Context, Context>): HonoRateLimit;
+  /** limiter is the RateLimiter this middleware charges. */
+  readonly limiter: RateLimiter;
+}
+
+type Limit = RateLimit<Context, Context>;
+type Result = ReturnType<MiddlewareHandler> | Response;
+
+/** What the runtimes put in `c.env`: @hono/node-server's incoming request, Bun's server, Deno's connection info. */
+interface RuntimeEnv {
+  server?: RuntimeEnv;
+  incoming?: { socket?: { remoteAddress?: string | undefined } };
+  requestIP?: (request: Request) => { address: string } | null;
+  remoteAddr?: { hostname?: string };
+}
+
+const EXTRA = ["getConnInfo", "warnings"];
+const NO_ADDRESS_FIX =
+  "pass your runtime's getConnInfo (rateLimit({ getConnInfo, ... }) with getConnInfo from hono/cloudflare-workers, hono/aws-lambda, ...), or key clients another way";
+
+function runtimeAddress(c: Context): string | undefined {
+  const env = c.env as RuntimeEnv | undefined;
+  if (typeof env !== "object" || env === null) return undefined;
+  const bindings = env.server ?? env;
+  const incoming = bindings.incoming;
+  if (incoming !== undefined) return incoming.socket?.remoteAddress;
+  if (typeof bindings.requestIP === "function") {
+    return bindings.requestIP(c.req.raw)?.address ?? undefined;
+  }
+  return bindings.remoteAddr?.hostname;
+}
+
+function readerFor(getConnInfo: ConnInfoGetter | undefined): RequestReader<Context> {
+  return {
+    address: getConnInfo === undefined ? runtimeAddress : (c) => getConnInfo(c).remote.address,
+    header: (c, name) => c.req.raw.headers.get(name) ?? undefined,
+  };
+}
+
+function answer(limit: Limit, outcome: RateLimitOutcome, c: Context, next: Next): Result {
+  const holder = c as Holder;
+  const decision = outcome.decision;
+  const earlier = c.get("rateLimit");
+  c.set(
+    "rateLimit",
+    holder[STACKED] !== undefined && earlier !== undefined ? stricter(earlier, decision) : decision,
+  );
+  const limited = outcome.limited;
+  const headers = record(holder, outcome.headers, limited);
+  for (let i = 0; i < headers.length; i += 2) {
+    c.header(headers[i] as string, headers[i + 1] as string);
+  }
+  if (!limited) return next().then(() => keep(c, headers));
+  const response = outcome.response;
+  if (response !== undefined) {
+    c.header("Content-Type", response.contentType);
+    return c.body(response.body, response.status as 429);
+  }
+  const respond = limit.respond as NonNullable<Limit["respond"]>;
+  return Promise.resolve(respond(c, c, decision)).then((reply) => {
+    if (reply instanceof Response) return reply;
+    if (c.finalized) return undefined;
+    throw new Error("floodgate: the respond option returned no Response");
+  });
+}
+
+/**
+ * keep puts the headers back on a Response the handler built itself
+ * (`new Response(...)`, or a fetched one), which Hono does not merge
+ * `c.header` into. Responses built with c.json, c.text, ... already have them.
+ */
+function keep(c: Context, headers: readonly string[]): undefined {
+  const first = headers[0];
+  if (first === undefined || !c.finalized) return undefined;
+  const res = c.res;
+  if (res.headers.has(first)) return undefined;
+  let target = res;
+  try {
+    for (let i = 0; i < headers.length; i += 2) {
+      target.headers.set(headers[i] as string, headers[i + 1] as string);
+    }
+  } catch {
+    // Immutable headers (a fetched Response): copy it once, then set.
+    target = new Response(res.body, res);
+    for (let i = 0; i < headers.length; i += 2) {
+      target.headers.set(headers[i] as string, headers[i + 1] as string);
+    }
+    c.res = target;
+  }
+  return undefined;
+}
+
+function middleware(
+  limit: Limit,
+  warnings: Warnings,
+  reader: RequestReader<Context>,
+): HonoRateLimit {
+  const customKey = limit.options.key !== undefined;
+  function floodgateRateLimit(c: Context, next: Next): Result {
+    if (warnings.pending) warnings.inspect(customKey, reader, c, "hono", NO_ADDRESS_FIX);
+    const result = limit.check(c);
+    if (result === null) return next();
+    if (result instanceof Promise) {
+      return result.then((outcome) =>
+        outcome === null ? next() : answer(limit, outcome, c, next),
+      );
+    }
+    return answer(limit, result, c, next);
+  }
+  return Object.assign(floodgateRateLimit as MiddlewareHandler, {
+    route: (overrides: RateLimitOptions<Context, Context>) =>
+      middleware(limit.route(overrides), warnings, reader),
+    limiter: limit.limiter,
+  });
+}
+
+/**
+ * rateLimit builds Hono middleware from the options every floodgate
+ * middleware takes (plus `getConnInfo`), validated now (a ConfigError names
+ * the bad option). Each request it decides gets `c.get("rateLimit")`; a
+ * denied one is answered with 429, Retry-After and the JSON body, and the
+ * handler does not run. Errors of the user's functions go to Hono's
+ * `onError`. Stacked limiters each set their headers and the strictest
+ * decision wins.
+ */
+export function rateLimit(options: HonoRateLimitOptions): HonoRateLimit {
+  const getConnInfo = (options as { getConnInfo?: unknown } | null)?.getConnInfo;
+  if (getConnInfo !== undefined && typeof getConnInfo !== "function") {
+    throw new ConfigError(
+      "getConnInfo",
+      getConnInfo,
+      "must be Hono's getConnInfo function for your runtime",
+      'import { getConnInfo } from "hono/bun" (or hono/deno, hono/cloudflare-workers, @hono/node-server/conninfo)',
+    );
+  }
+  const reader = readerFor(getConnInfo as ConnInfoGetter | undefined);
+  const limit = createRateLimit<Context, Context>(options, reader, EXTRA);
+  return middleware(limit, new Warnings(options.warnings), reader);
+}
+
+export { type KeyFunction, keys } from "../../http/index.js";
+export type { WarningCode, WarningsOption } from "../warnings.js";

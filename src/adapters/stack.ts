@@ -1,0 +1,97 @@
+// Stacked limiters on one request (a global limit, then a stricter one on
+// /login) each write their headers, and the response must describe all of
+// them the same way in every framework. The IETF fields are lists, so each
+// limiter's policies are appended; the legacy X-RateLimit-* fields hold one
+// value each, so they show the limiter with the fewest tokens left, or the
+// one that denied: the rule a Decision already applies to its own policies.
+import type { Decision } from "../core/decision.js";
+import { HEADER } from "../http/headers.js";
+
+/**
+ * STACKED is the property under which an adapter keeps, on the request
+ * object it owns, the headers floodgate has written for that request so far.
+ * A registered symbol, so the ESM and CommonJS builds (and two copies of the
+ * package) see each other's limiters.
+ */
+export const STACKED: unique symbol = Symbol.for("floodgate.headers") as never;
+
+/** Holder is a request object an adapter may keep the stacked headers on. */
+export interface Holder {
+  [STACKED]?: readonly string[];
+}
+
+const LIMIT = HEADER.limit;
+const REMAINING = HEADER.remaining;
+const RESET = HEADER.reset;
+const POLICY = HEADER.policy;
+const STATE = HEADER.rateLimit;
+const RETRY = HEADER.retryAfter;
+
+function find(list: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
+  return undefined;
+}
+
+function joined(a: string | undefined, b: string | undefined): string | undefined {
+  return a === undefined ? b : b === undefined ? a : `${a}, ${b}`;
+}
+
+/**
+ * stackHeaders merges the headers a limiter that ran earlier on this request
+ * wrote (`earlier`) with this limiter's (`current`) and returns the full list
+ * to write, in the order headerList uses. `limited` says this limiter denies
+ * the request: its legacy values and Retry-After then win. Otherwise the
+ * legacy values with fewer remaining win, the earlier ones on a tie.
+ */
+export function stackHeaders(
+  earlier: readonly string[],
+  current: readonly string[],
+  limited: boolean,
+): string[] {
+  const mine = find(current, REMAINING);
+  const theirs = find(earlier, REMAINING);
+  const legacy =
+    mine === undefined || (theirs !== undefined && !limited && Number(theirs) <= Number(mine))
+      ? earlier
+      : current;
+  const out: string[] = [];
+  const limit = find(legacy, LIMIT);
+  if (limit !== undefined) {
+    out.push(LIMIT, limit, REMAINING, find(legacy, REMAINING) as string);
+    out.push(RESET, find(legacy, RESET) as string);
+  }
+  const policy = joined(find(earlier, POLICY), find(current, POLICY));
+  if (policy !== undefined) out.push(POLICY, policy);
+  const state = joined(find(earlier, STATE), find(current, STATE));
+  if (state !== undefined) out.push(STATE, state);
+  const retry = find(current, RETRY) ?? find(earlier, RETRY);
+  if (retry !== undefined) out.push(RETRY, retry);
+  return out;
+}
+
+/**
+ * stricter picks the decision to expose when limiters are stacked: a denial
+ * over an allowance, the longer wait between denials, the fewer tokens left
+ * between allowances, and `earlier` on a tie.
+ */
+export function stricter(earlier: Decision, current: Decision): Decision {
+  if (earlier.allowed !== current.allowed) return current.allowed ? earlier : current;
+  if (!current.allowed) return current.retryAfter > earlier.retryAfter ? current : earlier;
+  return current.remaining < earlier.remaining ? current : earlier;
+}
+
+/**
+ * record returns the headers to write for this limiter on `holder`'s
+ * request, and keeps them there for a limiter that runs after it. The first
+ * limiter of a request writes its own list as is.
+ */
+export function record(
+  holder: Holder,
+  headers: readonly string[],
+  limited: boolean,
+): readonly string[] {
+  const earlier = holder[STACKED];
+  const list = earlier === undefined ? headers : stackHeaders(earlier, headers, limited);
+  holder[STACKED] = list;
+  return list;
+}

@@ -1,0 +1,4 @@
+import { contract } from "./contract.js";
+import { fetchHarness } from "./harnesses/fetch.js";
+
+contract(fetchHarness);

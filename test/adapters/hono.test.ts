@@ -1,0 +1,4 @@
+import { contract } from "./contract.js";
+import { honoHarness } from "./harnesses/hono.js";
+
+contract(honoHarness);

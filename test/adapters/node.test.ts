@@ -1,0 +1,4 @@
+import { contract } from "./contract.js";
+import { nodeHarness } from "./harnesses/node.js";
+
+contract(nodeHarness);
