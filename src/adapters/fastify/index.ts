@@ -18,6 +18,7 @@ import {
   type RateLimitOutcome,
   type RequestReader,
 } from "../../http/index.js";
+import { type Holder, record, STACKED, stricter } from "../stack.js";
 
 /** FastifyRateLimitHook is the request phase the limit runs in. */
 export type FastifyRateLimitHook = "onRequest" | "preValidation" | "preHandler";
@@ -79,8 +80,15 @@ function answer(
   reply: FastifyReply,
   done: HookHandlerDoneFunction,
 ): void {
-  request.rateLimit = outcome.decision;
-  const headers = outcome.headers;
+  // Stacked plugins (a global one and another in a route's context) merge
+  // their headers and expose the strictest decision, as every adapter does.
+  const holder = request as Holder;
+  const earlier = request.rateLimit;
+  request.rateLimit =
+    holder[STACKED] !== undefined && earlier !== null
+      ? stricter(earlier, outcome.decision)
+      : outcome.decision;
+  const headers = record(holder, outcome.headers, outcome.limited);
   for (let i = 0; i < headers.length; i += 2) {
     reply.header(headers[i] as string, headers[i + 1]);
   }

@@ -1,0 +1,4 @@
+import { contract } from "./contract.js";
+import { fastifyHarness } from "./harnesses/fastify.js";
+
+contract(fastifyHarness);
