@@ -229,6 +229,20 @@ describe("floodgate/fastify", () => {
     await asyncOwn.inject("/");
     expect((await asyncOwn.inject("/")).json()).toEqual({ later: true });
 
+    const throwing = (
+      await demo({
+        policy: one,
+        key: async () => "k",
+        respond: () => {
+          throw new Error("respond failed");
+        },
+      })
+    ).app;
+    await throwing.inject("/");
+    const failed = await throwing.inject("/");
+    expect(failed.statusCode).toBe(500);
+    expect(failed.json().message).toBe("respond failed");
+
     const silent = (await demo({ policy: one, respond: () => undefined })).app;
     await silent.inject("/");
     const broken = await silent.inject("/");

@@ -73,6 +73,7 @@ function hookName(limit: Limit, option: string): FastifyRateLimitHook {
   return hook;
 }
 
+/** answer applies an outcome to the reply; it never throws, errors go to `done`. */
 function answer(
   limit: Limit,
   outcome: RateLimitOutcome,
@@ -103,7 +104,14 @@ function answer(
     return;
   }
   const respond = limit.respond as NonNullable<Limit["respond"]>;
-  Promise.resolve(respond(request, reply, outcome.decision)).then(() => {
+  let answered: unknown;
+  try {
+    answered = respond(request, reply, outcome.decision);
+  } catch (error) {
+    done(error as Error);
+    return;
+  }
+  Promise.resolve(answered).then(() => {
     if (!reply.sent) {
       done(new Error("floodgate: the respond option returned without sending a response"));
     }
@@ -127,11 +135,7 @@ function hookFor(limit: Limit): Hook {
         else answer(limit, outcome, request, reply, done);
       }, done);
     } else {
-      try {
-        answer(limit, result, request, reply, done);
-      } catch (error) {
-        done(error as Error);
-      }
+      answer(limit, result, request, reply, done);
     }
   };
 }
