@@ -1,0 +1,169 @@
+import type { AddressInfo } from "node:net";
+import express, { type Express } from "express";
+import { afterEach, describe, expect, it } from "vitest";
+import { ConfigError } from "../../core/errors.js";
+import { type ExpressRateLimitOptions, rateLimit } from "./index.js";
+
+const burst = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
+let closers: (() => void)[] = [];
+afterEach(() => {
+  for (const close of closers) close();
+  closers = [];
+});
+
+async function serve(app: Express): Promise<string> {
+  const server = app.listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  closers.push(() => {
+    server.close();
+    server.closeAllConnections();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function warnings(): { codes: string[]; stop(): void } {
+  const codes: string[] = [];
+  const listener = (w: Error & { code?: string }) => {
+    if (w.name === "FloodgateWarning") codes.push(w.code as string);
+  };
+  process.on("warning", listener);
+  return { codes, stop: () => process.off("warning", listener) };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+describe("floodgate/express", () => {
+  it("warns once, with a code, when Express trusts every proxy; and can be told not to", async () => {
+    const seen = warnings();
+    try {
+      const app = express();
+      app.set("trust proxy", true);
+      app.use(rateLimit({ policy: burst }));
+      app.get("/", (req, res) => {
+        res.json({ ip: req.ip });
+      });
+      const url = await serve(app);
+      for (let i = 0; i < 3; i++) await (await fetch(url)).text();
+      await tick();
+      expect(seen.codes).toEqual(["FLOODGATE_PERMISSIVE_TRUST_PROXY"]);
+
+      const quiet = express();
+      quiet.set("trust proxy", true);
+      quiet.use(
+        rateLimit({ policy: burst, warnings: { FLOODGATE_PERMISSIVE_TRUST_PROXY: false } }),
+      );
+      quiet.get("/", (_req, res) => {
+        res.end();
+      });
+      const counted = express();
+      counted.set("trust proxy", 1);
+      counted.use(rateLimit({ policy: burst }));
+      counted.get("/", (_req, res) => {
+        res.end();
+      });
+      await (await fetch(await serve(quiet))).text();
+      await (await fetch(await serve(counted))).text();
+      await tick();
+      expect(seen.codes).toEqual(["FLOODGATE_PERMISSIVE_TRUST_PROXY"]);
+    } finally {
+      seen.stop();
+    }
+  });
+
+  it("warns when proxy headers arrive while floodgate keys by the socket", async () => {
+    const seen = warnings();
+    try {
+      const app = express();
+      app.use(rateLimit({ policy: burst }));
+      app.get("/", (_req, res) => {
+        res.end();
+      });
+      await (await fetch(await serve(app), { headers: { "x-forwarded-for": "1.2.3.4" } })).text();
+      await tick();
+      expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
+    } finally {
+      seen.stop();
+    }
+  });
+
+  it("answers with the respond option, and reports a respond that sends nothing", async () => {
+    const one = { capacity: 1, refillRate: 1, interval: 1000 };
+    const app = express();
+    app.get(
+      "/own",
+      rateLimit({
+        policy: one,
+        respond: (req, res, d) => {
+          res
+            .status(429)
+            .type("text/plain")
+            .send(`${req.path}: ${d.allowed ? "allowed" : "denied"}`);
+        },
+      }),
+      (_req, res) => {
+        res.end("ok");
+      },
+    );
+    app.get("/silent", rateLimit({ policy: one, respond: () => undefined }), (_req, res) => {
+      res.end("ok");
+    });
+    const url = await serve(app);
+    await (await fetch(`${url}/own`)).text();
+    const own = await fetch(`${url}/own`);
+    expect(own.status).toBe(429);
+    expect(await own.text()).toBe("/own: denied");
+    expect(own.headers.get("x-ratelimit-remaining")).toBe("0");
+    await (await fetch(`${url}/silent`)).text();
+    expect((await fetch(`${url}/silent`)).status).toBe(500);
+  });
+
+  it("adds nothing once another middleware has sent the headers", async () => {
+    const app = express();
+    app.use((_req, res, next) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("streaming ");
+      next();
+    });
+    app.use(rateLimit({ policy: { capacity: 1, refillRate: 1, interval: 60_000 } }));
+    app.get("/", (_req, res) => {
+      res.end("done");
+    });
+    const url = await serve(app);
+    const first = await fetch(url);
+    expect(first.headers.get("x-ratelimit-remaining")).toBeNull();
+    expect(await first.text()).toBe("streaming done");
+    // Limited after the headers went out: the response ends, the handler does not run.
+    expect(await (await fetch(url)).text()).toBe("streaming ");
+  });
+
+  it("waits for an async key, and passes its failure to next(error)", async () => {
+    const app = express();
+    app.use(
+      rateLimit({
+        policy: burst,
+        key: async (req) => {
+          if (req.headers["x-fail"]) throw new Error("no user");
+          return "user";
+        },
+      }),
+    );
+    app.get("/", (req, res) => {
+      res.json({ remaining: req.rateLimit?.remaining });
+    });
+    const url = await serve(app);
+    expect(await (await fetch(url)).json()).toEqual({ remaining: 9 });
+    expect((await fetch(url, { headers: { "x-fail": "1" } })).status).toBe(500);
+  });
+
+  it("refuses bad options when built, naming them", () => {
+    expect(() => rateLimit({ policy: burst, windowMs: 1 } as ExpressRateLimitOptions)).toThrow(
+      /"windowMs" is not a rate limit option/,
+    );
+    expect(() => rateLimit({ policy: burst, warnings: { NOPE: false } as never })).toThrow(
+      ConfigError,
+    );
+    expect(() => rateLimit({ policy: burst, warnings: "off" as never })).toThrow(
+      /"warnings" must be true, false or an object/,
+    );
+  });
+});
