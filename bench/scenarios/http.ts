@@ -1,41 +1,366 @@
-import { existsSync } from "node:fs";
-import type { Scenario } from "../lib/types.js";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import type { Framework, LimiterKind, Mark, PathKind, ServerJob } from "../http/server.js";
+import { rotate } from "../lib/child.js";
+import { DIST_ENV } from "../lib/floodgate.js";
+import { median, pairedRatio, ratio } from "../lib/stats.js";
+import { table } from "../lib/table.js";
+import type { Config, RunData, Scenario, Target } from "../lib/types.js";
 
-const ADAPTERS = ["express", "fastify", "hono"] as const;
+const FRAMEWORKS: readonly Framework[] = ["fastify", "express", "hono"];
+/** The peer limiter of each framework, and the framework's own package. */
+const PEER: Record<Framework, string> = {
+  fastify: "@fastify/rate-limit",
+  express: "express-rate-limit",
+  hono: "hono-rate-limiter",
+};
+const PACKAGE: Record<Framework, string> = {
+  fastify: "fastify",
+  express: "express",
+  hono: "hono",
+};
+/** The (limiter, path) pairs measured per framework; no limiter has no rejected path. */
+const SERVERS: readonly [LimiterKind, PathKind][] = [
+  ["none", "allowed"],
+  ["floodgate", "allowed"],
+  ["peer", "allowed"],
+  ["floodgate", "rejected"],
+  ["peer", "rejected"],
+];
+/** autocannon connections (one request in flight on each). */
+const CONNECTIONS = 50;
+
+/** One measured server run. */
+export interface HttpResult {
+  /** Responses per second seen by autocannon. */
+  rps: number;
+  /** Server CPU microseconds (user + system, process.cpuUsage) per request it served. */
+  cpuUs: number;
+  /** Share of responses that were not 2xx (0 on the allowed path, ~1 on the rejected one). */
+  non2xx: number;
+  errors: number;
+}
+
+interface HttpRun {
+  measured: boolean;
+  reason?: string;
+  connections: number;
+  durationS: number;
+  /** Frameworks measured without floodgate because dist/<framework>.js was missing. */
+  missing: string[];
+  versions: Record<string, string>;
+  /** `framework:limiter:path` -> one result per round (null when the round failed). */
+  runs: Record<string, (HttpResult | null)[]>;
+}
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+function version(pkg: string): string {
+  const file = new URL(`../../node_modules/${pkg}/package.json`, import.meta.url);
+  return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+}
+
+function distHas(name: string): boolean {
+  const dir = process.env[DIST_ENV];
+  const file = dir
+    ? join(dir, `${name}.js`)
+    : fileURLToPath(new URL(`../../dist/${name}.js`, import.meta.url));
+  return existsSync(file);
+}
+
+interface Running {
+  port: number;
+  mark(): Promise<Mark>;
+  stop(): void;
+}
+
+/** startServer runs bench/http/server.ts in a child process and waits for its port. */
+function startServer(job: ServerJob): Promise<Running> {
+  const file = fileURLToPath(new URL("../http/server.ts", import.meta.url));
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["--import", "tsx", file, JSON.stringify(job)],
+    { stdio: ["ignore", "ignore", "pipe", "ipc"] },
+  );
+  let err = "";
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    err += chunk;
+  });
+  const stop = () => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  };
+  process.once("exit", stop);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`bench: server ${JSON.stringify(job)} did not start: ${err.trim()}`));
+    }, 30_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`bench: server ${JSON.stringify(job)} exited (${code}): ${err.trim()}`));
+    });
+    child.once("message", (message: { port: number }) => {
+      clearTimeout(timer);
+      resolve({
+        port: message.port,
+        mark: () =>
+          new Promise<Mark>((done) => {
+            child.once("message", (m: Mark) => done(m));
+            child.send("mark");
+          }),
+        stop,
+      });
+    });
+  });
+}
 
 /**
- * (c) HTTP requests per second of a hello-world route: no limiter, floodgate,
- * and the framework's popular limiter, for Fastify, Express and Hono; allowed
- * path and all-rejected path.
- *
- * Shape, for when the adapters land: each (framework, limiter, path) server
- * runs in its own child process (bench/http/server.ts) and reports its
- * process.cpuUsage() per request over IPC; autocannon drives it from this
- * process; contenders alternate within each round like the memory jobs.
- * Until `dist/<framework>.js` exists this scenario reports what is missing.
+ * measureOne starts one server, warms it up with autocannon, then measures:
+ * responses per second from autocannon, and the server's CPU per request
+ * from its own process.cpuUsage() around the measured part.
  */
-export const http: Scenario = {
-  id: "http",
-  title: "(c) HTTP throughput (Fastify, Express, Hono)",
-  async run() {
-    const missing = ADAPTERS.filter(
-      (name) => !existsSync(new URL(`../../dist/${name}.js`, import.meta.url)),
-    );
-    return { measured: false, missing };
-  },
-  report(data) {
-    const result = data.extra.http as { missing: string[] } | undefined;
-    const missing = result?.missing ?? [...ADAPTERS];
+async function measureOne(job: ServerJob, durationS: number, warmupS: number): Promise<HttpResult> {
+  const server = await startServer(job);
+  try {
+    const url = `http://127.0.0.1:${server.port}/`;
+    await autocannon({ url, connections: CONNECTIONS, duration: warmupS });
+    const before = await server.mark();
+    const result = await autocannon({ url, connections: CONNECTIONS, duration: durationS });
+    const after = await server.mark();
+    const served = after.requests - before.requests;
+    const total = result["2xx"] + result.non2xx;
+    if (total === 0 || served === 0) throw new Error(`bench: no responses from ${url}`);
     return {
-      markdown: `Not measured in this run: the adapters (${missing.map((m) => `floodgate/${m}`).join(", ")}) are not built yet.`,
+      rps: total / result.duration,
+      cpuUs: (after.cpuUs - before.cpuUs) / served,
+      non2xx: result.non2xx / total,
+      errors: result.errors + result.timeouts,
+    };
+  } finally {
+    server.stop();
+  }
+}
+
+async function measure(config: Config): Promise<HttpRun> {
+  const durationS = config.quick ? 2 : 4;
+  const warmupS = 1;
+  const missing = FRAMEWORKS.filter((f) => !distHas(f));
+  const runs: HttpRun["runs"] = {};
+  const versions: Record<string, string> = {};
+  for (const f of FRAMEWORKS) {
+    versions[PACKAGE[f]] = version(PACKAGE[f]);
+    versions[PEER[f]] = version(PEER[f]);
+  }
+  versions.autocannon = version("autocannon");
+  for (let round = 0; round < config.rounds; round++) {
+    for (const framework of FRAMEWORKS) {
+      const servers = SERVERS.filter(([l]) => l !== "floodgate" || !missing.includes(framework));
+      for (const [limiter, path] of rotate(servers, round)) {
+        const id = `${framework}:${limiter}:${path}`;
+        log(`bench: http round ${round + 1}/${config.rounds} ${id}`);
+        let r: HttpResult | null = null;
+        try {
+          r = await measureOne({ framework, limiter, path }, durationS, warmupS);
+          const expected = path === "allowed" ? 0 : 1;
+          if (Math.abs(r.non2xx - expected) > 0.01 || r.errors > 0) {
+            log(`bench: ${id}: ${r.non2xx} non-2xx, ${r.errors} errors: round discarded`);
+            r = null;
+          }
+        } catch (error) {
+          log(String(error));
+        }
+        const list = runs[id] ?? [];
+        runs[id] = list;
+        list.push(r);
+      }
+    }
+  }
+  return { measured: true, connections: CONNECTIONS, durationS, missing, versions, runs };
+}
+
+// ---- report ----------------------------------------------------------------
+
+function series(r: HttpRun, id: string, field: keyof HttpResult): number[] {
+  return (r.runs[id] ?? []).map((x) => (x === null ? Number.NaN : x[field]));
+}
+
+function rps(value: number): string {
+  return Number.isFinite(value) ? `${(value / 1000).toFixed(1)}k` : "–";
+}
+
+function micros(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(1)} µs` : "–";
+}
+
+function signedMicros(value: number): string {
+  return Number.isFinite(value) ? `${value >= 0 ? "+" : ""}${value.toFixed(1)} µs` : "–";
+}
+
+/** pairedDiff is the median over rounds of a[i] - b[i]. */
+function pairedDiff(a: readonly number[], b: readonly number[]): number {
+  const d: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    if (Number.isFinite(x) && Number.isFinite(y)) d.push(x - y);
+  }
+  return median(d);
+}
+
+function report(data: RunData) {
+  const r = data.extra.http as HttpRun | undefined;
+  if (r === undefined || !r.measured) {
+    return {
+      markdown: `Not measured in this run: ${r?.reason ?? "not run"}.`,
       targets: [
         {
           target:
             "HTTP: >= 0.95 of no-limiter req/s (allowed path); 429 path >= no-limiter; ahead of each peer",
-          measured: "not measured yet",
+          measured: "not measured",
           met: null,
         },
       ],
     };
+  }
+  const rows: string[][] = [];
+  const cpuRows: string[][] = [];
+  const targets: Target[] = [];
+  for (const f of FRAMEWORKS) {
+    const base = `${f}:none:allowed`;
+    for (const path of ["allowed", "rejected"] as const) {
+      const fg = `${f}:floodgate:${path}`;
+      const peer = `${f}:peer:${path}`;
+      const rpsOf = (id: string) => median(series(r, id, "rps"));
+      const cpuOf = (id: string) => median(series(r, id, "cpuUs"));
+      const vs = (a: string, b: string) => pairedRatio(series(r, a, "rps"), series(r, b, "rps"));
+      const cpuVs = (a: string, b: string) =>
+        pairedRatio(series(r, b, "cpuUs"), series(r, a, "cpuUs"));
+      rows.push([
+        `${f} ${version(PACKAGE[f])}`,
+        path,
+        rps(rpsOf(base)),
+        rps(rpsOf(fg)),
+        rps(rpsOf(peer)),
+        ratio(vs(fg, base)),
+        ratio(vs(peer, base)),
+        ratio(vs(fg, peer)),
+      ]);
+      cpuRows.push([
+        `${f} ${version(PACKAGE[f])}`,
+        path,
+        micros(cpuOf(base)),
+        micros(cpuOf(fg)),
+        micros(cpuOf(peer)),
+        signedMicros(pairedDiff(series(r, fg, "cpuUs"), series(r, base, "cpuUs"))),
+        signedMicros(pairedDiff(series(r, peer, "cpuUs"), series(r, base, "cpuUs"))),
+        ratio(cpuVs(fg, base)),
+        ratio(cpuVs(fg, peer)),
+      ]);
+      const label = `${f} + ${PEER[f]} ${version(PEER[f])}`;
+      if (path === "allowed") {
+        const v = vs(fg, base);
+        targets.push({
+          target: `HTTP ${f}: floodgate >= 0.95 of no-limiter req/s (allowed path)`,
+          measured: `${ratio(v)} (server CPU: ${ratio(cpuVs(fg, base))})`,
+          met: Number.isFinite(v) ? v >= 0.95 : null,
+        });
+      } else {
+        const v = vs(fg, base);
+        targets.push({
+          target: `HTTP ${f}: all-rejected path >= no-limiter allowed path (req/s)`,
+          measured: `${ratio(v)} (server CPU: ${ratio(cpuVs(fg, base))})`,
+          met: Number.isFinite(v) ? v >= 1 : null,
+        });
+      }
+      const p = vs(fg, peer);
+      targets.push({
+        target: `HTTP ${f}: floodgate ahead of ${label} (${path} path, req/s)`,
+        measured: `${ratio(p)} (server CPU: ${ratio(cpuVs(fg, peer))})`,
+        met: Number.isFinite(p) ? p > 1 : null,
+      });
+    }
+  }
+  const markdown = [
+    `Hello-world \`GET /\` (JSON body), one server process per (framework, limiter, path), autocannon ${r.versions.autocannon} in the run's process`,
+    `with ${r.connections} connections for ${r.durationS} s after 1 s of warm-up; medians over rounds, ratios are medians`,
+    "of per-round ratios. Allowed path: a limit no run reaches (1e9 per hour); rejected path: 1 per hour,",
+    "so every request after the first is a 429 (one client: loopback). Each limiter with its defaults",
+    "(floodgate: legacy and IETF headers; the peers: their default headers). On the rejected path",
+    "`÷ none` compares with the no-limiter *allowed* path (a 429 must cost less than the handler).",
+    r.missing.length > 0
+      ? `\nNot built in this run: ${r.missing.map((m) => `floodgate/${m}`).join(", ")} (only the no-limiter and peer servers ran for those).`
+      : "",
+    "",
+    "Requests per second (k = thousand):",
+    "",
+    table(
+      [
+        "framework",
+        "path",
+        "no limiter",
+        "floodgate",
+        "peer",
+        "floodgate ÷ none",
+        "peer ÷ none",
+        "floodgate ÷ peer",
+      ],
+      rows,
+    ),
+    "",
+    "Server CPU per request (process.cpuUsage in the server, user + system, over the requests it",
+    "served): the steadier yardstick on a shared machine. Ratios are throughput-equivalent",
+    "(none's CPU ÷ floodgate's: above 1 means floodgate's server spends less per request).",
+    "",
+    table(
+      [
+        "framework",
+        "path",
+        "no limiter",
+        "floodgate",
+        "peer",
+        "floodgate extra",
+        "peer extra",
+        "floodgate ÷ none (CPU)",
+        "floodgate ÷ peer (CPU)",
+      ],
+      cpuRows,
+    ),
+    "",
+    `Peers: ${FRAMEWORKS.map((f) => `${PEER[f]} ${r.versions[PEER[f]]}`).join(", ")}.`,
+  ].join("\n");
+  return { markdown, targets };
+}
+
+/**
+ * (c) HTTP requests per second of a hello-world route: no limiter, floodgate,
+ * and the framework's popular limiter, for Fastify, Express and Hono; allowed
+ * path and all-rejected path. Each server runs in its own child process and
+ * reports its process.cpuUsage() per request over IPC; autocannon drives it
+ * from this process; the servers of one framework alternate within each round.
+ */
+export const http: Scenario = {
+  id: "http",
+  title: "(c) HTTP throughput (Fastify, Express, Hono)",
+  async run(config) {
+    try {
+      return await measure(config);
+    } catch (error) {
+      log(String(error));
+      return {
+        measured: false,
+        reason: String(error),
+        connections: CONNECTIONS,
+        durationS: 0,
+        missing: [],
+        versions: {},
+        runs: {},
+      } satisfies HttpRun;
+    }
   },
+  report,
 };

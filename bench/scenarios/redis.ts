@@ -1,41 +1,376 @@
-import { existsSync } from "node:fs";
-import type { Scenario } from "../lib/types.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { SCRIPT, SHA } from "../../src/stores/redis/script.js";
+import { type RedisServer, startRedis } from "../../test/helpers/redis-server.js";
+import { rotate, runChild } from "../lib/child.js";
+import { median, pairedRatio, ratio } from "../lib/stats.js";
+import { table } from "../lib/table.js";
+import type { Config, RunData, Scenario, Target } from "../lib/types.js";
+import { REDIS_CONTENDERS } from "../redis/contenders.js";
+import type { RedisCaseResult, RedisJob } from "../redis/worker.js";
+
+const run = promisify(execFile);
+const REDIS_BENCHMARK = process.env.REDIS_BENCHMARK ?? "/usr/bin/redis-benchmark";
+
+/** IN_FLIGHT: decisions outstanding at once (redis-benchmark: connections). */
+const IN_FLIGHT = [1, 16, 256] as const;
+/** The reject path runs at one load: 16 requests in flight. */
+const REJECT_CASE = "reject-16";
+const CEILING = "evalsha-ceiling";
+/** Client keys in the ceiling: `floodgate:{<12 digits>}:default`, 10k of them, as the workers' 10k IPs. */
+const CEILING_KEYS = 10_000;
+
+/**
+ * CEILING_ARGS is the call floodgate's RedisStore makes on the admit path,
+ * for redis-benchmark: numkeys, the key (`__rand_int__` becomes a 12-digit
+ * number under -r), cost 1, spend, "" = Redis TIME as the clock, then the
+ * policy: capacity 1e9, 1 token per hour (see src/stores/redis/script.ts).
+ */
+const CEILING_ARGS = [
+  "1",
+  "floodgate:{__rand_int__}:default",
+  "1",
+  "1",
+  "",
+  "1000000000",
+  "1",
+  "3600000",
+];
+
+/** Result of the scenario's run(), kept in data.extra.redis and the JSON. */
+interface RedisRun {
+  measured: boolean;
+  reason?: string;
+  redisVersion?: string;
+  sha?: string;
+  durationMs?: number;
+  /** id -> case -> one result per round (null when the round failed or fell back). */
+  runs: Record<string, Record<string, (RedisCaseResult | null)[]>>;
+}
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+const CASES = [...IN_FLIGHT.map((n) => `admit-${n}`), REJECT_CASE];
+
+function casesOf(id: string): string[] {
+  if (id === "floodgate-memory") return [REJECT_CASE];
+  if (id === CEILING) return CASES.filter((c) => c !== REJECT_CASE);
+  return CASES;
+}
+
+async function redisCpuUs(server: RedisServer): Promise<number> {
+  const info = await server.cli("info", "cpu");
+  const field = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+  return (field("used_cpu_user") + field("used_cpu_sys")) * 1e6;
+}
+
+/**
+ * ceiling runs redis-benchmark's EVALSHA of floodgate's own script with
+ * `inFlight` connections for about `durationMs` (the request count comes from
+ * the last rate seen at this load) and returns it as a case result.
+ */
+async function ceiling(
+  server: RedisServer,
+  inFlight: number,
+  durationMs: number,
+  lastRate: Map<number, number>,
+): Promise<RedisCaseResult> {
+  await server.cli("flushall");
+  const loaded = (await server.cli("script", "load", SCRIPT)).trim();
+  if (loaded !== SHA) throw new Error(`bench: SCRIPT LOAD gave ${loaded}, expected ${SHA}`);
+  const expected = lastRate.get(inFlight) ?? (inFlight === 1 ? 10_000 : 60_000);
+  const n = Math.max(2_000, Math.round((expected * durationMs) / 1000));
+  const before = await redisCpuUs(server);
+  const { stdout } = await run(
+    REDIS_BENCHMARK,
+    [
+      "-h",
+      server.host,
+      "-p",
+      String(server.port),
+      "-c",
+      String(inFlight),
+      "-n",
+      String(n),
+      "-r",
+      String(CEILING_KEYS),
+      "--csv",
+      "EVALSHA",
+      SHA,
+      ...CEILING_ARGS,
+    ],
+    { timeout: 120_000 },
+  );
+  const used = (await redisCpuUs(server)) - before;
+  // --csv: a header line, then "EVALSHA ...","<rps>",...
+  const line = stdout.trim().split("\n").pop() ?? "";
+  const rps = Number(line.split('","')[1]);
+  if (!Number.isFinite(rps) || rps <= 0) throw new Error(`bench: redis-benchmark said ${stdout}`);
+  const check = await server.cli("dbsize");
+  if (Number(check) === 0) throw new Error("bench: the EVALSHA ceiling wrote no keys");
+  lastRate.set(inFlight, rps);
+  return {
+    perSecond: rps,
+    clientCpuUs: Number.NaN,
+    redisCpuUs: used / n,
+    perCpuSecond: Number.NaN,
+    allowed: 1,
+    fallbacks: 0,
+    cached: 0,
+    decisions: n,
+  };
+}
+
+function push(runs: RedisRun["runs"], id: string, name: string, r: RedisCaseResult | null): void {
+  const byCase = runs[id] ?? {};
+  runs[id] = byCase;
+  const list = byCase[name] ?? [];
+  byCase[name] = list;
+  list.push(r);
+}
+
+async function measure(config: Config): Promise<RedisRun> {
+  const wanted = (id: string) =>
+    config.only.length === 0 || config.only.includes(id) || id === CEILING;
+  const ids = [CEILING, ...REDIS_CONTENDERS.map((c) => c.id)].filter(wanted);
+  const durationMs = config.durationMs * 5;
+  const warmupMs = config.warmupMs * 2;
+  const server = await startRedis();
+  const runs: RedisRun["runs"] = {};
+  const lastRate = new Map<number, number>();
+  const one = async (id: string, name: string): Promise<RedisCaseResult | null> => {
+    try {
+      if (id === CEILING) return await ceiling(server, Number(name.slice(6)), durationMs, lastRate);
+      const job: RedisJob = {
+        contender: id,
+        port: server.port,
+        cases: [name],
+        durationMs,
+        warmupMs,
+        sha: SHA,
+      };
+      const r = (
+        await runChild<{ cases: Record<string, RedisCaseResult> }>("redis/worker.ts", job, {
+          timeoutMs: 120_000,
+        })
+      ).cases[name];
+      if (r !== undefined && r.fallbacks > 0 && name.startsWith("admit")) {
+        log(`bench: ${id} ${name}: ${(r.fallbacks * 100).toFixed(2)}% fallbacks: round discarded`);
+        return null;
+      }
+      return r ?? null;
+    } catch (error) {
+      log(String(error));
+      return null;
+    }
+  };
+  try {
+    const version = /redis_version:(\S+)/.exec(await server.cli("info", "server"))?.[1];
+    // Round -> case -> contender (rotated): the contenders of one case run
+    // back to back, each in a fresh child, so a paired ratio spans seconds.
+    for (let round = 0; round < config.rounds; round++) {
+      for (const name of CASES) {
+        for (const id of rotate(ids, round)) {
+          if (!casesOf(id).includes(name)) continue;
+          log(`bench: redis round ${round + 1}/${config.rounds} ${name} ${id}`);
+          push(runs, id, name, await one(id, name));
+        }
+      }
+    }
+    return {
+      measured: true,
+      ...(version === undefined ? {} : { redisVersion: version }),
+      sha: SHA,
+      durationMs,
+      runs,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+// ---- report ----------------------------------------------------------------
+
+function series(
+  r: RedisRun,
+  id: string,
+  name: string,
+  field: keyof RedisCaseResult = "perSecond",
+): number[] {
+  return (r.runs[id]?.[name] ?? []).map((x) => (x === null ? Number.NaN : x[field]));
+}
+
+function med(r: RedisRun, id: string, name: string, field?: keyof RedisCaseResult): number {
+  return median(series(r, id, name, field));
+}
+
+function pair(r: RedisRun, a: string, b: string, name: string): number {
+  return pairedRatio(series(r, a, name), series(r, b, name));
+}
+
+function kilo(perSecond: number): string {
+  if (!Number.isFinite(perSecond)) return "–";
+  return perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M` : `${(perSecond / 1e3).toFixed(1)}k`;
+}
+
+function micros(us: number): string {
+  return Number.isFinite(us) ? `${us.toFixed(1)} µs` : "–";
+}
+
+function labelOf(id: string): string {
+  if (id === CEILING) return "redis-benchmark EVALSHA (floodgate's script): the ceiling";
+  return REDIS_CONTENDERS.find((c) => c.id === id)?.label ?? id;
+}
+
+const PEERS = ["rate-limiter-flexible", "rate-limit-redis"];
+const FLOODGATE = ["floodgate-ioredis", "floodgate-node-redis"];
+
+function report(data: RunData) {
+  const r = data.extra.redis as RedisRun | undefined;
+  const targetNames = [
+    "Redis: floodgate + ioredis >= 0.95 of the EVALSHA ceiling at 256 in flight",
+    "Redis: floodgate + node-redis >= 0.85 of the EVALSHA ceiling at 256 in flight",
+    "Redis: floodgate + ioredis ahead of rate-limiter-flexible and rate-limit-redis at 16 and 256 in flight",
+    "Redis: all-rejected path through RedisStore at in-memory speed (>= 0.9 of MemoryStore's reject path)",
+  ];
+  if (r === undefined || !r.measured) {
+    return {
+      markdown: `Not measured in this run: ${r?.reason ?? "not run"}.`,
+      targets: targetNames.map((target) => ({ target, measured: "not measured", met: null })),
+    };
+  }
+  const admit = IN_FLIGHT.map((n) => `admit-${n}`);
+  const ids = [CEILING, ...REDIS_CONTENDERS.filter((c) => !c.local).map((c) => c.id)].filter(
+    (id) => r.runs[id] !== undefined,
+  );
+  const speedRows = ids.map((id) => [
+    labelOf(id),
+    ...admit.map((name) => kilo(med(r, id, name))),
+    ...admit.map((name) => (id === CEILING ? "1.00x" : ratio(pair(r, id, CEILING, name)))),
+    micros(med(r, id, "admit-256", "redisCpuUs")),
+    micros(med(r, id, "admit-256", "clientCpuUs")),
+  ]);
+  const vsRows = FLOODGATE.filter((id) => r.runs[id]).flatMap((f) =>
+    PEERS.filter((p) => r.runs[p]).map((p) => [
+      `${labelOf(f)} ÷ ${labelOf(p)}`,
+      ...admit.map((name) => ratio(pair(r, f, p, name))),
+    ]),
+  );
+  const rejectIds = REDIS_CONTENDERS.map((c) => c.id).filter((id) => r.runs[id]?.[REJECT_CASE]);
+  const rejectRows = rejectIds.map((id) => [
+    labelOf(id),
+    kilo(med(r, id, REJECT_CASE, "perCpuSecond")),
+    kilo(med(r, id, REJECT_CASE)),
+    micros(med(r, id, REJECT_CASE, "redisCpuUs")),
+    `${((med(r, id, REJECT_CASE, "cached") || 0) * 100).toFixed(1)}%`,
+    ratio(
+      pairedRatio(
+        series(r, id, REJECT_CASE, "perCpuSecond"),
+        series(r, "floodgate-memory", REJECT_CASE, "perCpuSecond"),
+      ),
+    ),
+  ]);
+
+  const targets: Target[] = [];
+  const io = pair(r, "floodgate-ioredis", CEILING, "admit-256");
+  targets.push({
+    target: targetNames[0] as string,
+    measured: ratio(io),
+    met: Number.isFinite(io) ? io >= 0.95 : null,
+  });
+  const nr = pair(r, "floodgate-node-redis", CEILING, "admit-256");
+  targets.push({
+    target: targetNames[1] as string,
+    measured: ratio(nr),
+    met: Number.isFinite(nr) ? nr >= 0.85 : null,
+  });
+  const ahead = PEERS.flatMap((p) =>
+    ["admit-16", "admit-256"].map((name) => ({
+      p,
+      name,
+      v: pair(r, "floodgate-ioredis", p, name),
+    })),
+  );
+  targets.push({
+    target: targetNames[2] as string,
+    measured: ahead.map((a) => `${ratio(a.v)} of ${a.p} at ${a.name.slice(6)}`).join("; "),
+    met: ahead.every((a) => Number.isFinite(a.v)) ? ahead.every((a) => a.v > 1) : null,
+  });
+  const rej = pairedRatio(
+    series(r, "floodgate-ioredis", REJECT_CASE, "perCpuSecond"),
+    series(r, "floodgate-memory", REJECT_CASE, "perCpuSecond"),
+  );
+  targets.push({
+    target: targetNames[3] as string,
+    measured: `${ratio(rej)} (ioredis, per client CPU-second)`,
+    met: Number.isFinite(rej) ? rej >= 0.9 : null,
+  });
+
+  const markdown = [
+    `redis-server ${r.redisVersion ?? "?"} on loopback, started by the run; ${r.durationMs} ms per case; floodgate's script SHA ${r.sha?.slice(0, 12)}.`,
+    "Decisions per wall-clock second (k = thousand), median over rounds; ratios are medians of",
+    "per-round ratios. The ceiling is `redis-benchmark -c N -r 10000 EVALSHA <sha> 1",
+    'floodgate:{__rand_int__}:default 1 1 "" 1000000000 1 3600000` (N connections, one',
+    "call each in flight): the same script, key shape and arguments as RedisStore's admit path.",
+    "The Node contenders keep N calls in flight on one connection, 10k client IPs",
+    "round-robin, a limit no run reaches. CPU columns are per decision at 256 in flight:",
+    "redis-server (INFO cpu) and the Node client process.",
+    "",
+    table(
+      [
+        "contender",
+        ...IN_FLIGHT.map((n) => `${n} in flight`),
+        ...IN_FLIGHT.map((n) => `÷ ceiling (${n})`),
+        "Redis CPU / decision",
+        "client CPU / decision",
+      ],
+      speedRows,
+    ),
+    "",
+    "floodgate ÷ each peer (same run, paired by round):",
+    "",
+    table(["ratio", ...IN_FLIGHT.map((n) => `${n} in flight`)], vsRows),
+    "",
+    "All-rejected path (1 per hour, 1k client IPs, each denied once by Redis before timing, 16",
+    "in flight): floodgate answers a key Redis has denied from its cached denial; the peers ask",
+    "Redis every time. Decisions per client CPU-second (the measure for in-process work) and",
+    "per wall-clock second:",
+    "",
+    table(
+      [
+        "contender",
+        "per client CPU-second",
+        "per wall second",
+        "Redis CPU / decision",
+        "cached",
+        "÷ MemoryStore (CPU)",
+      ],
+      rejectRows,
+    ),
+  ].join("\n");
+  return { markdown, targets };
+}
 
 /**
  * (d) Redis decisions per second at 1, 16 and 256 in flight against a
- * redis-server this run starts on a free loopback port, with ioredis and
- * node-redis, beside rate-limiter-flexible's RateLimiterRedis,
- * rate-limit-redis (express-rate-limit's store) and redis-benchmark's EVALSHA
- * ceiling for floodgate's script, measured in the same run.
- *
- * Shape, for when RedisStore lands: bench/redis/server.ts starts and stops the
- * redis-server; each contender runs in its own child process against a
- * flushed database; the ceiling comes from `redis-benchmark -P 1 -c N EVALSHA`.
- * Until RedisStore is exported from dist/ this scenario reports what is missing.
+ * redis-server this run starts on a free loopback port: floodgate's RedisStore
+ * over ioredis and node-redis, rate-limiter-flexible's RateLimiterRedis,
+ * rate-limit-redis (express-rate-limit's store), and redis-benchmark's EVALSHA
+ * ceiling for floodgate's own script, alternating within each round; plus the
+ * all-rejected path (cached denials) beside the in-memory reject path.
  */
 export const redis: Scenario = {
   id: "redis",
   title: "(d) Redis decisions per second",
-  async run() {
-    const dist = new URL("../../dist/index.js", import.meta.url);
-    const built = existsSync(dist) && (await import(dist.href)).RedisStore !== undefined;
-    return {
-      measured: false,
-      reason: built ? "the Redis jobs are not written yet" : "RedisStore is not built yet",
-    };
+  async run(config) {
+    try {
+      return await measure(config);
+    } catch (error) {
+      log(String(error));
+      return { measured: false, reason: String(error), runs: {} } satisfies RedisRun;
+    }
   },
-  report(data) {
-    const result = data.extra.redis as { reason: string } | undefined;
-    return {
-      markdown: `Not measured in this run: ${result?.reason ?? "not run"}.`,
-      targets: [
-        {
-          target:
-            "Redis: >= 0.95 (ioredis) / 0.85 (node-redis) of the EVALSHA ceiling at 256 in flight; ahead of the peers",
-          measured: "not measured yet",
-          met: null,
-        },
-      ],
-    };
-  },
+  report,
 };
