@@ -165,8 +165,11 @@ export class Table {
     throttled.set(this.throttled.subarray(0, Math.min(this.throttled.length, slots)));
     this.throttled = throttled;
     this.keys.length = slots;
-    this.index = new Int32Array(slots * 4);
-    this.mask = slots * 2 - 1;
+    // The probe sequence masks hashes, so the index must be a power of two
+    // (at least twice the slots) even when maxKeys is not.
+    const positions = 2 ** Math.ceil(Math.log2(slots * 2));
+    this.index = new Int32Array(positions * 2);
+    this.mask = positions - 1;
     this.overflow = undefined;
     for (let slot = 0; slot < this.used; slot++) {
       const key = this.keys[slot];
