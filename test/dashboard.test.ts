@@ -21,7 +21,14 @@ const ARGS = [
   "--disable-sync",
   "--no-first-run",
 ];
-const SCREENSHOT = join(dirname(fileURLToPath(import.meta.url)), "..", "docs", "dashboard.png");
+// The README's picture is refreshed on request (UPDATE_SCREENSHOT=1 npm test);
+// otherwise the shot goes to .tmp/ so test runs leave the work tree clean.
+const SCREENSHOT = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  process.env.UPDATE_SCREENSHOT ? "docs" : ".tmp",
+  "dashboard.png",
+);
 
 const req = (url: string, remoteAddress = "127.0.0.1", method = "GET") => ({
   method,
