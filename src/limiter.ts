@@ -110,6 +110,13 @@ const OPTIONS = new Set([
 const MODES: readonly StoreErrorMode[] = ["insurance", "allow", "deny"];
 /** Consecutive failures that open the breaker. */
 const BREAKER_FAILURES = 3;
+/**
+ * ...lasting at least this many ms. One stall (a GC pause, a starved core)
+ * can time out every call in flight at once; that is not an outage, and
+ * opening for a second would hand a second of decisions to the fallback.
+ * A store that keeps failing still opens the breaker within ~250 ms.
+ */
+const BREAKER_SPAN = 200;
 /** Milliseconds between probes while the breaker is open: at most one a second. */
 const PROBE_EVERY = 1000;
 /** Most denials cached; past it, expired ones go, then the oldest. */
@@ -264,6 +271,7 @@ export class RateLimiter {
   #armed = false;
   #breaker: BreakerState = "closed";
   #failures = 0;
+  #streakStart = 0;
   #nextProbe = 0;
   #stats = {
     storeCalls: 0,
@@ -619,8 +627,14 @@ export class RateLimiter {
     this.#reportFailure(timedOut, error);
     if (timedOut) this.#stats.storeTimeouts++;
     else this.#stats.storeErrors++;
-    this.#failures++;
-    if (probe || (this.#breaker === "closed" && this.#failures >= BREAKER_FAILURES)) {
+    const now = performance.now();
+    if (this.#failures++ === 0) this.#streakStart = now;
+    if (
+      probe ||
+      (this.#breaker === "closed" &&
+        this.#failures >= BREAKER_FAILURES &&
+        now - this.#streakStart >= BREAKER_SPAN)
+    ) {
       if (this.#breaker === "closed") {
         this.#stats.breakerOpens++;
         if (this.events.wants["breaker-open"]) this.events.emit("breaker-open", this.#failures);
