@@ -39,7 +39,7 @@ export class PolicySet {
   constructor(list: readonly Policy[]) {
     this.list = list;
     this.policyHeader = list
-      .map((p) => `"${p.name}";q=${p.capacity};w=${Math.max(1, Math.ceil(p.window / 1000))}`)
+      .map((p) => `"${p.name}";q=${p.capacity};w=${windowSeconds(p)}`)
       .join(", ");
     this.items = Object.freeze(list.map((p) => `"${p.name}";r=`));
     this.limits = Object.freeze(list.map((p) => String(p.capacity)));
@@ -54,6 +54,18 @@ export class PolicySet {
     }
     return this.#resetText;
   }
+}
+
+/**
+ * SF_INTEGER_MAX is the largest Integer a structured field may carry (RFC
+ * 9651: at most 15 digits). A longer one makes a strict client reject the
+ * whole field, and capacity 1e9 refilled by 1 a year is a 17-digit window.
+ */
+const SF_INTEGER_MAX = 999_999_999_999_999;
+
+/** windowSeconds is a policy's `w`: whole seconds to refill from empty, at least 1, at most SF_INTEGER_MAX. */
+function windowSeconds(p: Policy): number {
+  return Math.min(SF_INTEGER_MAX, Math.max(1, Math.ceil(p.window / 1000)));
 }
 
 /**
