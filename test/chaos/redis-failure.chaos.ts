@@ -179,9 +179,11 @@ describeRedis("Redis failures under load", () => {
     console.log(`20 ms latency: ${run.samples.length} requests, stats ${JSON.stringify(stats)}`);
     for (const s of stats) {
       expect(s.storeErrors).toBe(0);
-      // Zero on an idle machine; a reply can still be late when the shared
-      // 2 cores starve the proxy's process, so allow a trace (under 1%).
-      expect(s.storeTimeouts).toBeLessThanOrEqual(s.storeCalls * 0.01);
+      // Near zero on a quiet machine (0-0.3% measured); when other work
+      // starves the shared 2 cores, the proxy's own 20 ms timers run late
+      // (up to 7% seen at load average 9). The breaker must never open.
+      expect(s.storeTimeouts).toBeLessThanOrEqual(s.storeCalls * 0.1);
+      expect(s.breakerOpens).toBe(0);
     }
   });
 
