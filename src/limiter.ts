@@ -741,7 +741,10 @@ export class RateLimiter {
 
 /** cachedDecision answers from a denial still in force; only the wait has moved on. */
 function cachedDecision(hit: Denial, now: number): Decision {
-  return { ...hit.decision, retryAfter: Math.ceil(hit.until - now), reason: "cached" };
+  const d = hit.decision;
+  const retryAfter = Math.ceil(hit.until - now);
+  // The store's clock has moved on by as much as the wait has shrunk.
+  return { ...d, retryAfter, now: d.now + d.retryAfter - retryAfter, reason: "cached" };
 }
 
 function assertKey(key: unknown): asserts key is string {

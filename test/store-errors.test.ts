@@ -127,6 +127,7 @@ describe("RateLimiter with a network store", () => {
     expect(denied).toMatchObject({ allowed: false, reason: "store", retryAfter: 1000 });
     const calls = store.calls;
     store.now += 400;
+    expect((await limiter.peek("a")).now).toBe(denied.now + 400);
     expect(await limiter.consume("a")).toMatchObject({
       allowed: false,
       reason: "cached",
@@ -141,7 +142,7 @@ describe("RateLimiter with a network store", () => {
     expect(store.calls).toBe(calls + 1);
     store.now += 600;
     expect(await limiter.consume("a")).toMatchObject({ allowed: true, reason: "store" });
-    expect(limiter.stats()).toMatchObject({ cached: 2, fallbacks: 0 });
+    expect(limiter.stats()).toMatchObject({ cached: 3, fallbacks: 0 });
   });
 
   it("a reset on this instance clears its cached denial", async () => {
