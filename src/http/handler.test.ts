@@ -415,3 +415,32 @@ describe("options are checked when built", () => {
     expect((limit.options as Record<string, unknown>).hook).toBe("preHandler");
   });
 });
+
+describe("failClosedStatusCode", () => {
+  const down: Store = {
+    timeout: 20,
+    consume: () => Promise.reject(new Error("connection refused")),
+    reset: () => Promise.resolve(),
+  };
+
+  it("answers requests refused while the store is down with its own status, and others with statusCode", async () => {
+    const limiter = new RateLimiter({ policy: burst, store: down, onStoreError: "deny" });
+    const limit = createRateLimit<Req, string>({ limiter, failClosedStatusCode: 503 }, reader);
+    const outcome = (await limit.check(req())) as RateLimitOutcome;
+    expect(outcome.decision.reason).toBe("fail-closed");
+    expect(outcome.limited).toBe(true);
+    expect(outcome.response?.status).toBe(503);
+    expect(Number(headers(outcome)["retry-after"])).toBeGreaterThanOrEqual(1);
+
+    const { limit: healthy } = clocked({ failClosedStatusCode: 503 });
+    for (let i = 0; i < 10; i++) healthy.check(req());
+    expect(sync(healthy.check(req())).response?.status).toBe(429);
+  });
+
+  it("defaults to statusCode and rejects a status outside 400 to 599", async () => {
+    const limiter = new RateLimiter({ policy: burst, store: down, onStoreError: "deny" });
+    const limit = createRateLimit<Req, string>({ limiter }, reader);
+    expect(((await limit.check(req())) as RateLimitOutcome).response?.status).toBe(429);
+    expect(() => clocked({ failClosedStatusCode: 200 })).toThrow(/"failClosedStatusCode".*got 200/);
+  });
+});

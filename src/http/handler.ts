@@ -235,10 +235,11 @@ export class RateLimit<Req, Reply = never> {
     }
     let response: LimitedResponse | undefined;
     if (limited && s.respond === undefined) {
+      const failClosed = decision.reason === "fail-closed";
       response =
-        s.response ??
+        (failClosed ? s.failClosedResponse : s.response) ??
         serializeBody(
-          s.statusCode,
+          failClosed ? s.failClosedStatusCode : s.statusCode,
           (s.bodyFn as NonNullable<Settings<Req, Reply>["bodyFn"]>)(request, decision),
         );
     }

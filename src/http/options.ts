@@ -62,6 +62,12 @@ export interface RateLimitOptions<Req, Reply = never> {
   /** Status of the limited response: 400 to 599. Default 429. */
   statusCode?: number;
   /**
+   * Status when the store is down and the limiter's `onStoreError: "deny"`
+   * refused the request (`decision.reason` is `"fail-closed"`): 400 to 599.
+   * Default `statusCode`; 503 tells clients the service, not they, is the problem.
+   */
+  failClosedStatusCode?: number;
+  /**
    * Body of the limited response, or a function of the request and decision
    * returning it. Default `{"detail":"Too many requests. Try again later."}`.
    */
@@ -98,6 +104,7 @@ const OPTIONS = [
   "headers",
   "onLimited",
   "statusCode",
+  "failClosedStatusCode",
   "body",
   "respond",
 ] as const;
@@ -120,8 +127,11 @@ export interface Settings<Req, Reply> {
   readonly ietf: boolean;
   readonly onLimited: ((request: Req, decision: Decision) => void) | undefined;
   readonly statusCode: number;
+  readonly failClosedStatusCode: number;
   /** The limited response when it is the same for every request. */
   readonly response: LimitedResponse | undefined;
+  /** The same for requests refused because the store is down, when its status differs. */
+  readonly failClosedResponse: LimitedResponse | undefined;
   readonly bodyFn: ((request: Req, decision: Decision) => LimitedBody) | undefined;
   readonly respond: ((request: Req, reply: Reply, decision: Decision) => unknown) | undefined;
 }
@@ -278,6 +288,19 @@ export function compileOptions<Req, Reply>(
       "leave it at 429 (Too Many Requests), or use 503",
     );
   }
+  const failClosedStatusCode = o.failClosedStatusCode ?? statusCode;
+  if (
+    !Number.isInteger(failClosedStatusCode) ||
+    failClosedStatusCode < 400 ||
+    failClosedStatusCode > 599
+  ) {
+    throw new ConfigError(
+      `${prefix}failClosedStatusCode`,
+      failClosedStatusCode,
+      "must be an HTTP error status from 400 to 599",
+      "leave it out (the same as statusCode), or use 503",
+    );
+  }
   const body = o.body === undefined ? DEFAULT_BODY : o.body;
   const bodyFn = isFunction(body)
     ? (body as (request: Req, decision: Decision) => LimitedBody)
@@ -295,9 +318,14 @@ export function compileOptions<Req, Reply>(
     );
   }
   let response: LimitedResponse | undefined;
+  let failClosedResponse: LimitedResponse | undefined;
   if (bodyFn === undefined) {
     try {
       response = Object.freeze(serializeBody(statusCode, body as LimitedBody));
+      failClosedResponse =
+        failClosedStatusCode === statusCode
+          ? response
+          : Object.freeze(serializeBody(failClosedStatusCode, body as LimitedBody));
     } catch (error) {
       throw new ConfigError(
         `${prefix}body`,
@@ -328,7 +356,9 @@ export function compileOptions<Req, Reply>(
     ietf: headers === "ietf" || headers === "both",
     onLimited,
     statusCode,
+    failClosedStatusCode,
     response,
+    failClosedResponse,
     bodyFn,
     respond,
   };
