@@ -62,11 +62,40 @@ interface Variadic {
   eval(...argv: string[]): Promise<unknown>;
 }
 
+/** The socket of an ioredis/iovalkey client (absent on a Cluster, which has one per node). */
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 function ioredis(c: IORedisLike): Conn {
-  const v = c as unknown as Variadic;
+  const v = c as unknown as Variadic & { stream?: Corkable };
+  let corked: Corkable | undefined;
+  const uncork = () => {
+    const s = corked;
+    corked = undefined;
+    s?.uncork();
+  };
   return {
     kind: "ioredis",
-    evalsha: (argv) => v.evalsha(...argv),
+    evalsha: (argv) => {
+      // ioredis writes each command to its socket at once: one write(2) per
+      // decision. Corking the socket until the microtasks queued now have run
+      // sends the calls made meanwhile (e.g. the callers resumed by one batch
+      // of replies) in one writev: at 256 in flight the client spends about a
+      // third less CPU per decision (bench:redis). A microtask, not
+      // nextTick: callers that keep the microtask queue busy (cached
+      // denials in a tight loop) cannot hold the write back.
+      if (corked === undefined) {
+        const s = v.stream;
+        if (s !== undefined && typeof s.cork === "function") {
+          corked = s;
+          s.cork();
+          queueMicrotask(uncork);
+        }
+      }
+      return v.evalsha(...argv);
+    },
     eval: (argv) => v.eval(...argv),
     del: (keys) => c.del(...keys),
     load: (script) => {
