@@ -121,7 +121,11 @@ describe("limiter events", () => {
     limiter.events.on("decision", (o) => outcomes.push(o));
     await limiter.consume("a");
     store.down = true;
-    for (let i = 0; i < 4; i++) await limiter.consume("a");
+    // The breaker opens on the third failure once failures have lasted 200 ms.
+    for (let i = 0; i < 4; i++) {
+      await limiter.consume("a");
+      if (i === 1) await new Promise((r) => setTimeout(r, 210));
+    }
     expect(seen).toEqual([
       "error:error:connection refused",
       "insurance:true:insurance",
@@ -161,7 +165,10 @@ describe("logger", () => {
       logger,
       logInterval: 10_000,
     });
-    for (let i = 0; i < 100; i++) await limiter.consume(`k${i}`);
+    for (let i = 0; i < 100; i++) {
+      await limiter.consume(`k${i}`);
+      if (i === 1) await new Promise((r) => setTimeout(r, 210));
+    }
     const errors = () => lines.filter((l) => l.fields.floodgate === "store-error");
     expect(errors()).toHaveLength(1);
     expect(errors()[0]).toMatchObject({ level: "warn", fields: { suppressed: 0 } });

@@ -100,7 +100,11 @@ describe("prometheusMetrics", () => {
     const registry = new Registry();
     const limiter = new RateLimiter({ policy: burst, store: new DownStore(), clock: () => 0 });
     const metrics = prometheusMetrics(limiter, { registry, prefix: "api_" });
-    for (let i = 0; i < 12; i++) await limiter.consume("k");
+    // The breaker opens on the third failure once failures have lasted 200 ms.
+    for (let i = 0; i < 12; i++) {
+      await limiter.consume("k");
+      if (i === 1) await new Promise((r) => setTimeout(r, 210));
+    }
     const m = parse(await metrics.metrics());
     expect(m.get('api_floodgate_store_errors_total{kind="error"}')).toBe(3);
     expect(m.get("api_floodgate_breaker_open")).toBe(1);
