@@ -59,7 +59,7 @@ describe("guarantee: Redis keys stay under 100 bytes for hostile identifiers", (
     const ids = new Set([...hostile, ...random]);
     expect(new Set([...ids].map((id) => keyId(id))).size).toBe(ids.size);
     console.log(
-      `guarantee: Redis keys: ${ids.size} hostile and random identifiers (up to 1 MB) -> ${keys} keys, longest ${longest} bytes (bound 100), one hash tag each, no control or non-ASCII byte, no two identifiers share a key`,
+      `guarantee: Redis keys: ${hostile.length + random.length} hostile and random identifiers (${ids.size} distinct, up to 1 MB) -> ${keys} keys, longest ${longest} bytes (bound 100), one hash tag each, no control or non-ASCII byte, no two identifiers share a key`,
     );
   });
 });
