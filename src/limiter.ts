@@ -291,7 +291,7 @@ export class RateLimiter {
   /** consume spends `cost` tokens (default 1) from every policy's bucket for `key`, all or nothing. */
   consume(key: string, options?: ConsumeOptions): Promise<Decision> {
     try {
-      return Promise.resolve(this.check(key, options?.cost ?? 1, true, this.policies));
+      return Promise.resolve(this.check(key, costOf(options), true, this.policies));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -300,7 +300,7 @@ export class RateLimiter {
   /** peek tells what `consume` would decide for `key` now, without spending anything. */
   peek(key: string, options?: ConsumeOptions): Promise<Decision> {
     try {
-      return Promise.resolve(this.check(key, options?.cost ?? 1, false, this.policies));
+      return Promise.resolve(this.check(key, costOf(options), false, this.policies));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -336,7 +336,7 @@ export class RateLimiter {
    */
   async wait(key: string, options: WaitOptions = {}): Promise<Decision> {
     const { signal, maxWait = Number.POSITIVE_INFINITY } = options;
-    const cost = options.cost ?? 1;
+    const cost = costOf(options);
     if (typeof maxWait !== "number" || Number.isNaN(maxWait) || maxWait < 0) {
       throw new ConfigError(
         "maxWait",
@@ -745,6 +745,15 @@ function cachedDecision(hit: Denial, now: number): Decision {
   const retryAfter = Math.ceil(hit.until - now);
   // The store's clock has moved on by as much as the wait has shrunk.
   return { ...d, retryAfter, now: d.now + d.retryAfter - retryAfter, reason: "cached" };
+}
+
+/**
+ * costOf is a call's cost: 1 when left out. Anything given, null included,
+ * goes to the cost check: a silent default would hide a caller's bug.
+ */
+function costOf(options: ConsumeOptions | undefined): number {
+  const cost = options?.cost;
+  return cost === undefined ? 1 : cost;
 }
 
 function assertKey(key: unknown): asserts key is string {

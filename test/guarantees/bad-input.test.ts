@@ -107,15 +107,10 @@ describe("guarantee: bad costs and policy values give a typed error and change n
     let cases = 0;
     for (const cost of costs) {
       const calls = [
+        () => limiter.consume("k", { cost: cost as number }),
+        () => limiter.peek("k", { cost: cost as number }),
+        () => limiter.wait("k", { cost: cost as number, maxWait: 10 }),
         () => http.check({ cost }),
-        // null: see the known gap below.
-        ...(cost === null
-          ? []
-          : [
-              () => limiter.consume("k", { cost: cost as number }),
-              () => limiter.peek("k", { cost: cost as number }),
-              () => limiter.wait("k", { cost: cost as number, maxWait: 10 }),
-            ]),
       ];
       for (const call of calls) {
         const error = await rejection(call);
@@ -134,18 +129,21 @@ describe("guarantee: bad costs and policy values give a typed error and change n
     const after = await limiter.consume("k");
     expect(after.remaining).toBe(burst.capacity - 1);
     console.log(
-      `guarantee: bad cost: ${costs.length} values x 5 entry points = ${cases} typed errors (null: HTTP only, see the known gap), ${calls} store calls, bucket untouched (next request sees remaining ${after.remaining} of ${burst.capacity})`,
+      `guarantee: bad cost: ${costs.length} values x 5 entry points = ${cases} typed errors, ${calls} store calls, bucket untouched (next request sees remaining ${after.remaining} of ${burst.capacity})`,
     );
   });
 
-  // Known gap (reported, src/limiter.ts is being edited by its owner): consume,
-  // peek and wait read `options?.cost ?? 1`, so an explicit `cost: null`
-  // silently becomes 1 instead of a CostError. This test starts failing
-  // (and should become a plain `it`) once they treat only undefined as "left out".
-  it.fails("an explicit cost of null through consume, peek and wait (known gap)", async () => {
+  // Regression: `cost: null` was read as "left out" (`options?.cost ?? 1`) and spent a token.
+  it("an explicit cost of null is refused, not defaulted to 1", async () => {
     const limiter = new RateLimiter({ policy: burst, clock: () => 0 });
-    const error = await rejection(() => limiter.consume("k", { cost: null as never }));
-    expect(error).toBeInstanceOf(CostError);
+    for (const call of [
+      () => limiter.consume("k", { cost: null as never }),
+      () => limiter.peek("k", { cost: null as never }),
+      () => limiter.wait("k", { cost: null as never }),
+    ]) {
+      expect(await rejection(call)).toBeInstanceOf(CostError);
+    }
+    expect((await limiter.peek("k")).remaining).toBe(burst.capacity);
   });
 
   it("every bad policy value, when a limiter or middleware is built and from a tiers function", async () => {
