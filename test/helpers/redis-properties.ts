@@ -51,8 +51,13 @@ export async function redisAgreesWithMemory(client: Redis, numRuns: number): Pro
           policies: named,
           store: new MemoryStore({ clock: () => t }),
         });
+        // A cached denial stands until its wait is over, which assumes a clock
+        // that never steps back (Redis TIME); once this test's clock has, only
+        // the stores themselves are compared.
+        let steppedBack = false;
         for (const [i, s] of steps.entries()) {
           t += s.advance;
+          if (s.advance < 0) steppedBack = true;
           const cost = ((s.cost - 1) % minCap) + 1;
           if (s.op === "reset") {
             await redis.reset(s.key, list);
@@ -65,6 +70,7 @@ export async function redisAgreesWithMemory(client: Redis, numRuns: number): Pro
           const fromRedis = Array.from(await redis.consume(s.key, list, cost, spend));
           const fromMemory = Array.from(memory.consume(s.key, list, cost, spend));
           expect(fromRedis, `step ${i} at ${t}`).toEqual(fromMemory);
+          if (steppedBack) continue;
           const a = spend
             ? await viaRedis.consume(s.key, { cost })
             : await viaRedis.peek(s.key, { cost });
