@@ -12,6 +12,7 @@ import {
   type RateLimitOutcome,
   type RequestReader,
 } from "../../http/index.js";
+import { withHeaders } from "../response.js";
 import { type Holder, record, STACKED, stricter } from "../stack.js";
 
 /** FetchHandler is a Fetch handler: a Request (and whatever the runtime passes after it) in, a Response out. */
@@ -82,23 +83,6 @@ function build(options: FetchRateLimitOptions<unknown[]>) {
   const entry = { limit: createRateLimit<Request, unknown[]>(options, reader, EXTRA), addresses };
   built.set(options, entry);
   return entry;
-}
-
-/** withHeaders sets `headers` on `response`, copying it first when its headers are immutable (a fetched Response). */
-function withHeaders(response: Response, headers: readonly string[]): Response {
-  if (headers.length === 0) return response;
-  let target = response;
-  try {
-    for (let i = 0; i < headers.length; i += 2) {
-      target.headers.set(headers[i] as string, headers[i + 1] as string);
-    }
-  } catch {
-    target = new Response(response.body, response);
-    for (let i = 0; i < headers.length; i += 2) {
-      target.headers.set(headers[i] as string, headers[i + 1] as string);
-    }
-  }
-  return target;
 }
 
 async function answer(

@@ -14,6 +14,7 @@ import {
   type RequestReader,
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
+import { withHeaders } from "../response.js";
 import { type Holder, record, STACKED, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
@@ -129,19 +130,8 @@ function keep(c: Context, headers: readonly string[]): undefined {
   if (first === undefined || !c.finalized) return undefined;
   const res = c.res;
   if (res.headers.has(first)) return undefined;
-  let target = res;
-  try {
-    for (let i = 0; i < headers.length; i += 2) {
-      target.headers.set(headers[i] as string, headers[i + 1] as string);
-    }
-  } catch {
-    // Immutable headers (a fetched Response): copy it once, then set.
-    target = new Response(res.body, res);
-    for (let i = 0; i < headers.length; i += 2) {
-      target.headers.set(headers[i] as string, headers[i + 1] as string);
-    }
-    c.res = target;
-  }
+  const target = withHeaders(res, headers);
+  if (target !== res) c.res = target;
   return undefined;
 }
 
