@@ -316,7 +316,9 @@ function report(data: RunData) {
     "call each in flight): the same script, key shape and arguments as RedisStore's admit path.",
     "The Node contenders keep N calls in flight on one connection, 10k client IPs",
     "round-robin, a limit no run reaches. CPU columns are per decision at 256 in flight:",
-    "redis-server (INFO cpu) and the Node client process.",
+    "redis-server (INFO cpu) and the Node client process. On a loaded machine, read the ÷ ceiling",
+    "columns with care: redis-benchmark's 256 connections (a read and a write per call in Redis)",
+    "suffer more from waiting for a core than one pipelined connection (many calls per read).",
     "",
     table(
       [
