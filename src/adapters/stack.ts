@@ -8,16 +8,27 @@ import type { Decision } from "../core/decision.js";
 import { HEADER } from "../http/headers.js";
 
 /**
- * STACKED is the property under which an adapter keeps, on the request
- * object it owns, the headers floodgate has written for that request so far.
- * A registered symbol, so the ESM and CommonJS builds (and two copies of the
- * package) see each other's limiters.
+ * STACKED is the registered symbol under which the global object keeps the
+ * WeakMap from a request object an adapter owns to the headers floodgate has
+ * written for that request so far. Registered, so the ESM and CommonJS builds
+ * (and two copies of the package) see each other's limiters. A WeakMap rather
+ * than a property on the request: adding properties to the framework's
+ * request objects (Express's above all) changes their shape on the hot path.
  */
 export const STACKED: unique symbol = Symbol.for("floodgate.headers") as never;
 
-/** Holder is a request object an adapter may keep the stacked headers on. */
-export interface Holder {
-  [STACKED]?: readonly string[];
+/** Holder is a request object an adapter keeps the stacked headers for. */
+export type Holder = object;
+
+type Registry = { [STACKED]?: WeakMap<Holder, readonly string[]> };
+
+const registry = globalThis as Registry;
+registry[STACKED] ??= new WeakMap();
+const written = registry[STACKED];
+
+/** stacked returns the headers floodgate has written for `holder`'s request so far, if any. */
+export function stacked(holder: Holder): readonly string[] | undefined {
+  return written.get(holder);
 }
 
 const LIMIT = HEADER.limit;
@@ -90,8 +101,8 @@ export function record(
   headers: readonly string[],
   limited: boolean,
 ): readonly string[] {
-  const earlier = holder[STACKED];
+  const earlier = written.get(holder);
   const list = earlier === undefined ? headers : stackHeaders(earlier, headers, limited);
-  holder[STACKED] = list;
+  written.set(holder, list);
   return list;
 }

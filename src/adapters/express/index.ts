@@ -12,7 +12,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { incomingReader } from "../incoming.js";
-import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { type Holder, record, stacked, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 declare global {
@@ -72,10 +72,9 @@ function answer(
   next: NextFunction,
 ): void {
   const holder = req as Holder;
-  const stacked = holder[STACKED] !== undefined;
   const decision = outcome.decision;
-  req.rateLimit =
-    stacked && req.rateLimit !== undefined ? stricter(req.rateLimit, decision) : decision;
+  const earlier = stacked(holder) === undefined ? undefined : req.rateLimit;
+  req.rateLimit = earlier === undefined ? decision : stricter(earlier, decision);
   const limited = outcome.limited;
   if (res.headersSent) {
     // Another middleware has already answered: add nothing; a limited request still stops here.

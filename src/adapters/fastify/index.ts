@@ -18,7 +18,7 @@ import {
   type RateLimitOutcome,
   type RequestReader,
 } from "../../http/index.js";
-import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { type Holder, record, stacked, stricter } from "../stack.js";
 
 /** FastifyRateLimitHook is the request phase the limit runs in. */
 export type FastifyRateLimitHook = "onRequest" | "preValidation" | "preHandler";
@@ -86,7 +86,7 @@ function answer(
   const holder = request as Holder;
   const earlier = request.rateLimit;
   request.rateLimit =
-    holder[STACKED] !== undefined && earlier !== null
+    stacked(holder) !== undefined && earlier !== null
       ? stricter(earlier, outcome.decision)
       : outcome.decision;
   const headers = record(holder, outcome.headers, outcome.limited);

@@ -13,7 +13,7 @@ import {
   type RequestReader,
 } from "../../http/index.js";
 import { withHeaders } from "../response.js";
-import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { type Holder, record, stacked, stricter } from "../stack.js";
 
 /** FetchHandler is a Fetch handler: a Request (and whatever the runtime passes after it) in, a Response out. */
 export type FetchHandler<Rest extends unknown[] = unknown[]> = (
@@ -103,9 +103,9 @@ async function answer(
   if (!limited) {
     const response = await handler(request, ...rest);
     // The last limiter to run has merged every stacked limiter's headers.
-    return withHeaders(response, holder[STACKED] ?? outcome.headers);
+    return withHeaders(response, stacked(holder) ?? outcome.headers);
   }
-  const headers = holder[STACKED] as readonly string[];
+  const headers = stacked(holder) as readonly string[];
   const r = outcome.response;
   if (r !== undefined) {
     return withHeaders(

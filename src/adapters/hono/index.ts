@@ -15,7 +15,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { withHeaders } from "../response.js";
-import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { type Holder, record, stacked, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 declare module "hono" {
@@ -99,7 +99,7 @@ function answer(limit: Limit, outcome: RateLimitOutcome, c: Context, next: Next)
   const earlier = c.get("rateLimit");
   c.set(
     "rateLimit",
-    holder[STACKED] !== undefined && earlier !== undefined ? stricter(earlier, decision) : decision,
+    stacked(holder) !== undefined && earlier !== undefined ? stricter(earlier, decision) : decision,
   );
   const limited = outcome.limited;
   const headers = record(holder, outcome.headers, limited);

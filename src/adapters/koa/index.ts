@@ -13,7 +13,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { readAddress, readHeader } from "../incoming.js";
-import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { type Holder, record, stacked, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 /** RateLimitState types `ctx.state` for apps that declare theirs: `new Koa<RateLimitState>()`. */
@@ -63,7 +63,7 @@ function answer(
   const state = ctx.state as RateLimitState;
   const decision = outcome.decision;
   state.rateLimit =
-    holder[STACKED] !== undefined && state.rateLimit !== undefined
+    stacked(holder) !== undefined && state.rateLimit !== undefined
       ? stricter(state.rateLimit, decision)
       : decision;
   const limited = outcome.limited;

@@ -12,7 +12,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { incomingReader } from "../incoming.js";
-import { type Holder, record, STACKED, stricter } from "../stack.js";
+import { type Holder, record, stacked, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 /** RateLimitedRequest is a request floodgate has decided: `rateLimit` is its decision (the strictest one when limiters are stacked). */
@@ -58,7 +58,7 @@ function answer(
   const holder = req as Holder;
   const decision = outcome.decision;
   req.rateLimit =
-    holder[STACKED] !== undefined && req.rateLimit !== undefined
+    stacked(holder) !== undefined && req.rateLimit !== undefined
       ? stricter(req.rateLimit, decision)
       : decision;
   const limited = outcome.limited;
