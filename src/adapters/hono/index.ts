@@ -68,27 +68,6 @@ interface RuntimeEnv {
   incoming?: { socket?: { remoteAddress?: string | undefined } };
   requestIP?: (request: Request) => { address: string } | null;
   remoteAddr?: { hostname?: string };
-  outgoing?: { setHeader?: unknown };
-}
-
-/** Outgoing is the part of @hono/node-server's ServerResponse (`c.env.outgoing`) floodgate uses. */
-interface Outgoing {
-  setHeader(name: string, value: string): unknown;
-}
-
-/**
- * outgoingOf returns @hono/node-server's ServerResponse when this request
- * runs on it. Headers set there reach the client through Node's writeHead
- * merge, and `c.header` is left alone, so Hono need not build a Headers object
- * and @hono/node-server keeps its fast path for plain responses.
- */
-function outgoingOf(c: Context): Outgoing | undefined {
-  const env = c.env as RuntimeEnv | undefined;
-  if (typeof env !== "object" || env === null) return undefined;
-  const outgoing = env.outgoing;
-  return outgoing !== undefined && typeof outgoing.setHeader === "function"
-    ? (outgoing as Outgoing)
-    : undefined;
 }
 
 const EXTRA = ["getConnInfo", "warnings"];
@@ -124,23 +103,14 @@ function answer(limit: Limit, outcome: RateLimitOutcome, c: Context, next: Next)
   );
   const limited = outcome.limited;
   const headers = record(holder, outcome.headers, limited);
-  const outgoing = outgoingOf(c);
-  if (outgoing !== undefined) {
-    for (let i = 0; i < headers.length; i += 2) {
-      outgoing.setHeader(headers[i] as string, headers[i + 1] as string);
-    }
-    if (!limited) return next();
-  } else {
-    for (let i = 0; i < headers.length; i += 2) {
-      c.header(headers[i] as string, headers[i + 1] as string);
-    }
-    if (!limited) return next().then(() => keep(c, headers));
+  for (let i = 0; i < headers.length; i += 2) {
+    c.header(headers[i] as string, headers[i + 1] as string);
   }
+  if (!limited) return next().then(() => keep(c, headers));
   const response = outcome.response;
   if (response !== undefined) {
-    // One header, as a plain object: Hono passes it on as is when no other
-    // header is pending, and @hono/node-server writes it on its fast path.
-    return c.body(response.body, response.status as 429, { "Content-Type": response.contentType });
+    c.header("Content-Type", response.contentType);
+    return c.body(response.body, response.status as 429);
   }
   const respond = limit.respond as NonNullable<Limit["respond"]>;
   return Promise.resolve(respond(c, c, decision)).then((reply) => {
