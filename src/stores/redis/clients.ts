@@ -140,7 +140,7 @@ export function isNoScript(error: unknown): boolean {
 
 /**
  * Options RedisStore sets on a client it opens from a `url`, and that users
- * should set on their own (see docs/readme/redis.md): fail at once instead of
+ * should set on their own (see the README, "Client options that matter"): fail at once instead of
  * queueing while disconnected, never re-send a command that may already have
  * run (that would charge a request twice), and reconnect quickly.
  */

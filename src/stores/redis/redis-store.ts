@@ -17,7 +17,7 @@ export interface RedisStoreOptions {
   /**
    * A `redis://` or `rediss://` URL: the store opens (and on `close`, quits) its
    * own client with the first library installed (ioredis, iovalkey, redis),
-   * set up as docs/readme/redis.md advises.
+   * set up as the README ("Client options that matter") advises.
    */
   url?: string;
   /** Start of every key: 1 to 20 of `A-Z a-z 0-9 _ . : -`. Default `"floodgate"`. */
