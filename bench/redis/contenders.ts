@@ -56,7 +56,7 @@ export function version(pkg: string): string {
  */
 const TIMEOUT = 1000;
 
-/** ioredisClient connects with the options docs/readme/redis.md advises. */
+/** ioredisClient connects with the options the README ("Client options that matter") advises. */
 async function ioredisClient(port: number) {
   const { Redis } = await import("ioredis");
   const client = new Redis({
@@ -71,7 +71,7 @@ async function ioredisClient(port: number) {
   return client;
 }
 
-/** nodeRedisClient connects node-redis v5 with the options docs/readme/redis.md advises. */
+/** nodeRedisClient connects node-redis v5 with the options the README ("Client options that matter") advises. */
 async function nodeRedisClient(port: number) {
   const { createClient } = await import("redis");
   const client = createClient({
