@@ -1,63 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryStore, RateLimiter } from "../src/index.js";
-import { ReferenceLimiter, type RefPolicy } from "./reference-model.js";
-
-const policyArb = fc.record({
-  capacity: fc.integer({ min: 1, max: 12 }),
-  refillRate: fc.integer({ min: 1, max: 5 }),
-  interval: fc.integer({ min: 1, max: 2000 }),
-});
-
-const policiesArb = fc
-  .array(policyArb, { minLength: 1, maxLength: 3 })
-  .map((ps) => ps.map((p, i) => ({ ...p, name: `p${i}` })) as RefPolicy[]);
-
-/** A step moves time by `dt` ms (sometimes backwards) and spends `cost` on one of a few keys. */
-const stepArb = fc.record({
-  dt: fc.oneof(
-    { weight: 6, arbitrary: fc.integer({ min: 0, max: 1500 }) },
-    { weight: 1, arbitrary: fc.integer({ min: -3000, max: 0 }) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 50_000 }) },
-  ),
-  key: fc.constantFrom("a", "b", "c"),
-  cost: fc.integer({ min: 1, max: 12 }),
-  peek: fc.boolean(),
-});
+import { policiesArb, policyArb, stepArb } from "./helpers/sequences.js";
 
 const runsFor = (n: number) => ({ numRuns: process.env.CI ? n : Math.ceil(n / 4) });
-
-describe("memory store against the reference model", () => {
-  it("agrees on every decision of random sequences", async () => {
-    await fc.assert(
-      fc.asyncProperty(policiesArb, fc.array(stepArb, { maxLength: 60 }), async (ps, steps) => {
-        let t = 1_700_000_000_000;
-        const limiter = new RateLimiter({
-          policies: ps,
-          store: new MemoryStore({ clock: () => t }),
-        });
-        const ref = new ReferenceLimiter(ps);
-        const minCapacity = Math.min(...ps.map((p) => p.capacity));
-        for (const s of steps) {
-          t += s.dt;
-          const cost = Math.min(s.cost, minCapacity);
-          const d = s.peek
-            ? await limiter.peek(s.key, { cost })
-            : await limiter.consume(s.key, { cost });
-          const want = ref.decide(s.key, cost, t, !s.peek);
-          expect({
-            allowed: d.allowed,
-            policy: d.policy,
-            remaining: d.remaining,
-            resetAt: d.resetAt,
-            retryAfter: d.retryAfter,
-          }).toEqual(want);
-        }
-      }),
-      runsFor(2000),
-    );
-  });
-});
 
 describe("invariants", () => {
   it("never reports more tokens than capacity, and never admits more than capacity + refills", async () => {

@@ -3,29 +3,13 @@
  * (time moving forward, back and far ahead; costs; one to three policies;
  * peeks; several keys) through a RateLimiter on MemoryStore, every decision
  * compared with the naive reference model (test/reference-model.ts).
- * (test/properties.test.ts runs the same kind of sequences with invariants.)
+ * (test/properties.test.ts checks invariants on the same kind of sequences.)
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryStore, RateLimiter } from "../../src/index.js";
-import { ReferenceLimiter, type RefPolicy } from "../reference-model.js";
-
-const policyArb = fc.record({
-  capacity: fc.integer({ min: 1, max: 12 }),
-  refillRate: fc.integer({ min: 1, max: 5 }),
-  interval: fc.integer({ min: 1, max: 2000 }),
-});
-
-const stepArb = fc.record({
-  dt: fc.oneof(
-    { weight: 6, arbitrary: fc.integer({ min: 0, max: 1500 }) },
-    { weight: 1, arbitrary: fc.integer({ min: -3000, max: 0 }) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 50_000 }) },
-  ),
-  key: fc.constantFrom("a", "b", "c"),
-  cost: fc.integer({ min: 1, max: 12 }),
-  peek: fc.boolean(),
-});
+import { policiesArb, stepArb } from "../helpers/sequences.js";
+import { ReferenceLimiter } from "../reference-model.js";
 
 describe("guarantee: the memory store agrees with the reference model", () => {
   it("10,000 random sequences, every decision identical", () => {
@@ -33,9 +17,7 @@ describe("guarantee: the memory store agrees with the reference model", () => {
     let decisions = 0;
     fc.assert(
       fc.property(
-        fc
-          .array(policyArb, { minLength: 1, maxLength: 3 })
-          .map((ps) => ps.map((p, i) => ({ ...p, name: `p${i}` })) as RefPolicy[]),
+        policiesArb,
         fc.array(stepArb, { maxLength: 60, size: "medium" }),
         (ps, steps) => {
           let t = 1_700_000_000_000;
