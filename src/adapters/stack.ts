@@ -8,16 +8,27 @@ import type { Decision } from "../core/decision.js";
 import { HEADER } from "../http/headers.js";
 
 /**
- * STACKED is the registered symbol under which the global object keeps the
- * WeakMap from a request object an adapter owns to the headers floodgate has
- * written for that request so far. Registered, so the ESM and CommonJS builds
- * (and two copies of the package) see each other's limiters. A WeakMap rather
- * than a property on the request: adding properties to the framework's
- * request objects (Express's above all) changes their shape on the hot path.
+ * STACKED is the registered symbol under which a limiter keeps the headers
+ * floodgate has written for a request so far, in a per-request object the
+ * framework already gives out: Express's `res.locals`, Koa's `ctx.state`,
+ * Fastify's request (decorated, so its shape is fixed up front), Hono's
+ * context variables. Registered, so the ESM and CommonJS builds (and two
+ * copies of the package) see each other's limiters. Neither the framework's
+ * request objects change shape nor is a WeakMap entry made per request (a
+ * WeakMap keyed by short-lived requests costs the garbage collector more
+ * than the whole decision).
  */
 export const STACKED: unique symbol = Symbol.for("floodgate.headers") as never;
 
-/** Holder is a request object an adapter keeps the stacked headers for. */
+/** Bag is a per-request object a limiter may keep its headers in, under STACKED. */
+export interface Bag {
+  [STACKED]?: readonly string[] | null | undefined;
+}
+
+/**
+ * Holder is a request floodgate has no per-request object for (plain
+ * node:http, Fetch): its headers are kept in a registered WeakMap keyed by it.
+ */
 export type Holder = object;
 
 type Registry = { [STACKED]?: WeakMap<Holder, readonly string[]> };
@@ -29,6 +40,48 @@ const written = registry[STACKED];
 /** stacked returns the headers floodgate has written for `holder`'s request so far, if any. */
 export function stacked(holder: Holder): readonly string[] | undefined {
   return written.get(holder);
+}
+
+/**
+ * record returns the headers to write for this limiter on `holder`'s
+ * request, and keeps them for a limiter that runs after it.
+ */
+export function record(
+  holder: Holder,
+  headers: readonly string[],
+  limited: boolean,
+): readonly string[] {
+  const list = merge(written.get(holder), headers, limited);
+  written.set(holder, list);
+  return list;
+}
+
+/** stackedIn returns the headers floodgate has written into `bag` so far, if any. */
+export function stackedIn(bag: Bag): readonly string[] | undefined {
+  return bag[STACKED] ?? undefined;
+}
+
+/** recordIn is record for a request with a per-request object (`bag`). */
+export function recordIn(
+  bag: Bag,
+  headers: readonly string[],
+  limited: boolean,
+): readonly string[] {
+  const list = merge(bag[STACKED] ?? undefined, headers, limited);
+  bag[STACKED] = list;
+  return list;
+}
+
+/**
+ * merge returns the headers to write for this limiter: its own (`current`)
+ * when it is the first on the request, else stackHeaders of both.
+ */
+export function merge(
+  earlier: readonly string[] | undefined,
+  current: readonly string[],
+  limited: boolean,
+): readonly string[] {
+  return earlier === undefined ? current : stackHeaders(earlier, current, limited);
 }
 
 const LIMIT = HEADER.limit;
@@ -89,20 +142,4 @@ export function stricter(earlier: Decision, current: Decision): Decision {
   if (earlier.allowed !== current.allowed) return current.allowed ? earlier : current;
   if (!current.allowed) return current.retryAfter > earlier.retryAfter ? current : earlier;
   return current.remaining < earlier.remaining ? current : earlier;
-}
-
-/**
- * record returns the headers to write for this limiter on `holder`'s
- * request, and keeps them there for a limiter that runs after it. The first
- * limiter of a request writes its own list as is.
- */
-export function record(
-  holder: Holder,
-  headers: readonly string[],
-  limited: boolean,
-): readonly string[] {
-  const earlier = written.get(holder);
-  const list = earlier === undefined ? headers : stackHeaders(earlier, headers, limited);
-  written.set(holder, list);
-  return list;
 }

@@ -12,7 +12,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { incomingReader } from "../incoming.js";
-import { type Holder, record, stacked, stricter } from "../stack.js";
+import { type Bag, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 declare global {
@@ -64,6 +64,16 @@ function trustWarning(req: Request, warnings: Warnings): void {
   }
 }
 
+/**
+ * bagOf is where stacked limiters keep their headers: `res.locals`, the
+ * per-request object Express creates (the response itself if an app has
+ * removed it), so the request object keeps its shape.
+ */
+function bagOf(res: Response): Bag {
+  const locals = res.locals as unknown;
+  return typeof locals === "object" && locals !== null ? (locals as Bag) : (res as Bag);
+}
+
 function answer(
   limit: Limit,
   outcome: RateLimitOutcome,
@@ -71,9 +81,9 @@ function answer(
   res: Response,
   next: NextFunction,
 ): void {
-  const holder = req as Holder;
+  const bag = bagOf(res);
   const decision = outcome.decision;
-  const earlier = stacked(holder) === undefined ? undefined : req.rateLimit;
+  const earlier = stackedIn(bag) === undefined ? undefined : req.rateLimit;
   req.rateLimit = earlier === undefined ? decision : stricter(earlier, decision);
   const limited = outcome.limited;
   if (res.headersSent) {
@@ -82,7 +92,7 @@ function answer(
     else if (!res.writableEnded) res.end();
     return;
   }
-  const headers = record(holder, outcome.headers, limited);
+  const headers = recordIn(bag, outcome.headers, limited);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }

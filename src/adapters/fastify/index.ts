@@ -18,7 +18,7 @@ import {
   type RateLimitOutcome,
   type RequestReader,
 } from "../../http/index.js";
-import { type Holder, record, stacked, stricter } from "../stack.js";
+import { type Bag, recordIn, STACKED, stackedIn, stricter } from "../stack.js";
 
 /** FastifyRateLimitHook is the request phase the limit runs in. */
 export type FastifyRateLimitHook = "onRequest" | "preValidation" | "preHandler";
@@ -83,13 +83,13 @@ function answer(
 ): void {
   // Stacked plugins (a global one and another in a route's context) merge
   // their headers and expose the strictest decision, as every adapter does.
-  const holder = request as Holder;
+  const bag = request as Bag;
   const earlier = request.rateLimit;
   request.rateLimit =
-    stacked(holder) !== undefined && earlier !== null
+    stackedIn(bag) !== undefined && earlier !== null
       ? stricter(earlier, outcome.decision)
       : outcome.decision;
-  const headers = record(holder, outcome.headers, outcome.limited);
+  const headers = recordIn(bag, outcome.headers, outcome.limited);
   for (let i = 0; i < headers.length; i += 2) {
     reply.header(headers[i] as string, headers[i + 1]);
   }
@@ -172,6 +172,8 @@ function floodgate(
     return;
   }
   if (!fastify.hasRequestDecorator("rateLimit")) fastify.decorateRequest("rateLimit", null);
+  // Where stacked plugins keep their headers, declared so every request has it from the start.
+  if (!fastify.hasRequestDecorator(STACKED)) fastify.decorateRequest(STACKED, null);
   // Routes that share one config object (GET and its HEAD, or the same limit
   // put on several routes) share one built limit.
   const built = new WeakMap<object, { limit: Limit; hook: Hook; name: FastifyRateLimitHook }>();

@@ -15,7 +15,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { withHeaders } from "../response.js";
-import { type Holder, record, stacked, stricter } from "../stack.js";
+import { merge, STACKED, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 declare module "hono" {
@@ -68,6 +68,33 @@ interface RuntimeEnv {
   incoming?: { socket?: { remoteAddress?: string | undefined } };
   requestIP?: (request: Request) => { address: string } | null;
   remoteAddr?: { hostname?: string };
+  outgoing?: { setHeader?: unknown };
+}
+
+/** Outgoing is the part of @hono/node-server's ServerResponse (`c.env.outgoing`) floodgate writes to. */
+interface Outgoing {
+  setHeader(name: string, value: string): unknown;
+}
+
+/** Vars is Hono's context variables as floodgate reads and writes them. */
+type Vars = {
+  get(key: typeof STACKED): readonly string[] | undefined;
+  set(key: typeof STACKED, value: readonly string[]): void;
+};
+
+/**
+ * outgoingOf returns @hono/node-server's ServerResponse when this request
+ * runs on it. Headers set there reach the client through Node's writeHead,
+ * which merges them under the Response's own, so `c.header` is left alone:
+ * Hono then builds no Headers object, the handler's `c.json` stays a plain
+ * header record, and @hono/node-server writes it on its fast path.
+ */
+function outgoingOf(c: Context): Outgoing | undefined {
+  const env = c.env as RuntimeEnv | undefined;
+  const outgoing = typeof env === "object" && env !== null ? env.outgoing : undefined;
+  return outgoing !== undefined && typeof outgoing.setHeader === "function"
+    ? (outgoing as Outgoing)
+    : undefined;
 }
 
 const EXTRA = ["getConnInfo", "warnings"];
@@ -94,23 +121,33 @@ function readerFor(getConnInfo: ConnInfoGetter | undefined): RequestReader<Conte
 }
 
 function answer(limit: Limit, outcome: RateLimitOutcome, c: Context, next: Next): Result {
-  const holder = c as Holder;
+  // Stacked limiters keep their headers among the context's variables,
+  // under a registered symbol: no object of Hono's changes shape.
+  const vars = c as unknown as Vars;
+  const earlierHeaders = vars.get(STACKED);
   const decision = outcome.decision;
-  const earlier = c.get("rateLimit");
-  c.set(
-    "rateLimit",
-    stacked(holder) !== undefined && earlier !== undefined ? stricter(earlier, decision) : decision,
-  );
+  const earlier = earlierHeaders === undefined ? undefined : c.get("rateLimit");
+  c.set("rateLimit", earlier === undefined ? decision : stricter(earlier, decision));
   const limited = outcome.limited;
-  const headers = record(holder, outcome.headers, limited);
-  for (let i = 0; i < headers.length; i += 2) {
-    c.header(headers[i] as string, headers[i + 1] as string);
+  const headers = merge(earlierHeaders, outcome.headers, limited);
+  vars.set(STACKED, headers);
+  const outgoing = outgoingOf(c);
+  if (outgoing !== undefined) {
+    for (let i = 0; i < headers.length; i += 2) {
+      outgoing.setHeader(headers[i] as string, headers[i + 1] as string);
+    }
+    if (!limited) return next();
+  } else {
+    for (let i = 0; i < headers.length; i += 2) {
+      c.header(headers[i] as string, headers[i + 1] as string);
+    }
+    if (!limited) return next().then(() => keep(c, headers));
   }
-  if (!limited) return next().then(() => keep(c, headers));
   const response = outcome.response;
   if (response !== undefined) {
-    c.header("Content-Type", response.contentType);
-    return c.body(response.body, response.status as 429);
+    // One header, as a plain record: Hono passes it on as is when no other
+    // middleware has set a header, and @hono/node-server writes it directly.
+    return c.body(response.body, response.status as 429, { "Content-Type": response.contentType });
   }
   const respond = limit.respond as NonNullable<Limit["respond"]>;
   return Promise.resolve(respond(c, c, decision)).then((reply) => {

@@ -13,7 +13,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { readAddress, readHeader } from "../incoming.js";
-import { type Holder, record, stacked, stricter } from "../stack.js";
+import { type Bag, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 /** RateLimitState types `ctx.state` for apps that declare theirs: `new Koa<RateLimitState>()`. */
@@ -59,11 +59,11 @@ function answer(
   ctx: Context,
   next: Next,
 ): Promise<void> | undefined {
-  const holder = ctx as Holder;
   const state = ctx.state as RateLimitState;
+  const bag = state as Bag;
   const decision = outcome.decision;
   state.rateLimit =
-    stacked(holder) !== undefined && state.rateLimit !== undefined
+    stackedIn(bag) !== undefined && state.rateLimit !== undefined
       ? stricter(state.rateLimit, decision)
       : decision;
   const limited = outcome.limited;
@@ -72,7 +72,7 @@ function answer(
     // Someone has already answered: add nothing; a limited request still stops here.
     return limited ? undefined : next();
   }
-  const headers = record(holder, outcome.headers, limited);
+  const headers = recordIn(bag, outcome.headers, limited);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }

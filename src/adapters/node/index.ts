@@ -12,7 +12,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { incomingReader } from "../incoming.js";
-import { type Holder, record, stacked, stricter } from "../stack.js";
+import { type Bag, record, recordIn, stacked, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 /** RateLimitedRequest is a request floodgate has decided: `rateLimit` is its decision (the strictest one when limiters are stacked). */
@@ -55,10 +55,14 @@ function answer(
   res: ServerResponse,
   next: Next,
 ): Promise<boolean> {
-  const holder = req as Holder;
+  // Under Express (or any stack that gives `res.locals`) the headers are kept
+  // where floodgate/express keeps them, so the two stack; else by request.
+  const locals = (res as { locals?: unknown }).locals;
+  const bag = typeof locals === "object" && locals !== null ? (locals as Bag) : undefined;
   const decision = outcome.decision;
+  const earlier = bag === undefined ? stacked(req) : stackedIn(bag);
   req.rateLimit =
-    stacked(holder) !== undefined && req.rateLimit !== undefined
+    earlier !== undefined && req.rateLimit !== undefined
       ? stricter(req.rateLimit, decision)
       : decision;
   const limited = outcome.limited;
@@ -71,7 +75,10 @@ function answer(
     if (!res.writableEnded) res.end();
     return ANSWERED;
   }
-  const headers = record(holder, outcome.headers, limited);
+  const headers =
+    bag === undefined
+      ? record(req, outcome.headers, limited)
+      : recordIn(bag, outcome.headers, limited);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }
