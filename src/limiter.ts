@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
-import { type Decision, decide, type StoreReply } from "./core/decision.js";
+import { turnMonotonic, turnNow } from "./clock.js";
+import { type Decision, decide, RepeatMemo, type StoreReply } from "./core/decision.js";
 import { ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
 import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
 import { LimiterEvents, outcomeOf } from "./events.js";
@@ -47,7 +48,7 @@ export interface RateLimiterOptions {
   policy?: PolicyInput;
   /** Where buckets live. Default: a new MemoryStore (using `clock`). */
   store?: Store;
-  /** Returns epoch ms; default `Date.now`. Used by the default MemoryStore and by `wait`. */
+  /** Returns epoch ms; default `Date.now` read once per event-loop turn (see README, "Clock"). Used by the default MemoryStore and by `wait`. */
   clock?: Clock;
   /**
    * What decides while a network store (RedisStore) fails or misses its
@@ -143,8 +144,6 @@ interface Denial {
   readonly decision: Decision;
 }
 
-const monotonic: Clock = () => performance.now();
-
 /**
  * RateLimiter holds every key to its policies. It validates its options when
  * built and throws ConfigError naming the option, the value and the fix.
@@ -185,7 +184,7 @@ export class RateLimiter {
       options.policy !== undefined
         ? toPolicies(options.policy, "policy")
         : toPolicies(options.policies, "policies");
-    const clock = options.clock ?? Date.now;
+    const clock = options.clock ?? turnNow;
     if (typeof clock !== "function") {
       throw new ConfigError(
         "clock",
@@ -245,7 +244,7 @@ export class RateLimiter {
       }
       this.#timeout = timeout;
       this.#remote = true;
-      this.#cacheClock = store.clock ?? monotonic;
+      this.#cacheClock = store.clock ?? turnMonotonic;
       if (cacheDenials) this.#denials = new Map();
       if (onStoreError === "insurance")
         this.#insurance = new MemoryStore({ clock, maxKeys: 100_000 });
@@ -262,7 +261,10 @@ export class RateLimiter {
   #top: TopLimited | undefined;
   #fallingBack = false;
   #timeout = 0;
-  #cacheClock: Clock = monotonic;
+  #cacheClock: Clock = turnMonotonic;
+  readonly #repeats = new RepeatMemo();
+  #lastDecision: Decision | undefined;
+  #lastPromise: Promise<Decision> | undefined;
   #denials: Map<string, Denial> | undefined;
   #insurance: MemoryStore | undefined;
   readonly #scaled = new WeakMap<readonly Policy[], readonly Policy[]>();
@@ -291,7 +293,15 @@ export class RateLimiter {
   /** consume spends `cost` tokens (default 1) from every policy's bucket for `key`, all or nothing. */
   consume(key: string, options?: ConsumeOptions): Promise<Decision> {
     try {
-      return Promise.resolve(this.check(key, costOf(options), true, this.policies));
+      const d = this.check(key, costOf(options), true, this.policies);
+      // A repeated denial is the same frozen Decision (RepeatMemo): its settled promise can be shared too.
+      if (d === this.#lastDecision) return this.#lastPromise as Promise<Decision>;
+      const promise = Promise.resolve(d);
+      if (!(d instanceof Promise) && !d.allowed) {
+        this.#lastDecision = d;
+        this.#lastPromise = promise;
+      }
+      return promise;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -495,7 +505,7 @@ export class RateLimiter {
     if (reply instanceof Promise) {
       return reply.then((r) => decide(list, r, cost, "store"));
     }
-    return decide(list, reply, cost, "store");
+    return this.#repeats.decide(key, list, reply, cost);
   }
 
   /**

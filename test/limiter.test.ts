@@ -46,6 +46,43 @@ describe("RateLimiter", () => {
     ]);
   });
 
+  describe("a denial repeated within one clock tick", () => {
+    it("is the same frozen Decision, still counted and heard once per request", async () => {
+      let t = 1_000_000;
+      const limiter = new RateLimiter({ policy: { ...burst, capacity: 1 }, clock: () => t });
+      const limited: string[] = [];
+      limiter.events.on("limited", (_policy, key) => limited.push(key));
+      await limiter.consume("k");
+      const first = await limiter.consume("k");
+      const again = await limiter.consume("k");
+      expect(again).toBe(first);
+      expect(Object.isFrozen(again) && Object.isFrozen(again.policies[0])).toBe(true);
+      expect(again).toMatchObject({ allowed: false, retryAfter: 1000, now: t });
+      expect(limited).toEqual(["k", "k"]);
+      expect(limiter.topLimited()).toEqual([{ key: "k", count: 2, error: 0 }]);
+      t += 1;
+      const later = await limiter.consume("k");
+      expect(later).not.toBe(first);
+      expect(later).toMatchObject({ allowed: false, retryAfter: 999, now: t });
+    });
+
+    it("is not shared with another key, cost or policy list", async () => {
+      const limiter = new RateLimiter({ policy: { ...burst, capacity: 1 }, clock: () => 0 });
+      await limiter.consume("a");
+      await limiter.consume("b");
+      const a = await limiter.consume("a");
+      const b = await limiter.consume("b");
+      const a2 = await limiter.consume("a", { cost: 1 });
+      const a3 = await limiter.consume("a");
+      expect(b).not.toBe(a);
+      expect(b).toEqual(a);
+      expect(a2).not.toBe(b);
+      expect(a3).toBe(a2);
+      const peeked = await limiter.peek("a");
+      expect(peeked).toEqual(a);
+    });
+  });
+
   it("reset forgets a client", async () => {
     const limiter = new RateLimiter({ policy: burst, clock: () => 0 });
     await limiter.consume("k", { cost: 10 });

@@ -171,3 +171,57 @@ export function charge(
   }
   return allowed;
 }
+
+/**
+ * RepeatMemo answers a denial that repeats the last one exactly (same key,
+ * policies, cost and store reply: a client hammering within one clock tick)
+ * with the same Decision, frozen, instead of building an equal one: `decide`
+ * is pure, so the answer is the same; only the allocation is saved. Allowed
+ * decisions always differ (the tokens move), so they are never remembered.
+ */
+export class RepeatMemo {
+  #key: string | undefined;
+  #list: readonly Policy[] | undefined;
+  #cost = 0;
+  readonly #reply: number[] = [];
+  #decision: Decision | undefined;
+  #frozen = false;
+
+  decide(key: string, list: readonly Policy[], reply: StoreReply, cost: number): Decision {
+    const last = this.#decision;
+    if (
+      reply[1] === 0 &&
+      last !== undefined &&
+      key === this.#key &&
+      list === this.#list &&
+      cost === this.#cost &&
+      this.#same(reply)
+    ) {
+      if (!this.#frozen) {
+        for (const state of last.policies) Object.freeze(state);
+        Object.freeze(last.policies);
+        Object.freeze(last);
+        this.#frozen = true;
+      }
+      return last;
+    }
+    const d = decide(list, reply, cost, "store");
+    if (d.allowed) return d;
+    this.#key = key;
+    this.#list = list;
+    this.#cost = cost;
+    this.#decision = d;
+    this.#frozen = false;
+    const copy = this.#reply;
+    copy.length = reply.length;
+    for (let i = 0; i < reply.length; i++) copy[i] = reply[i] as number;
+    return d;
+  }
+
+  #same(reply: StoreReply): boolean {
+    const copy = this.#reply;
+    if (copy.length !== reply.length) return false;
+    for (let i = 0; i < copy.length; i++) if (copy[i] !== reply[i]) return false;
+    return true;
+  }
+}

@@ -1,3 +1,4 @@
+import { turnNow } from "../clock.js";
 import type { BucketState } from "../core/bucket.js";
 import { refill, untilFull } from "../core/bucket.js";
 import { charge } from "../core/decision.js";
@@ -15,7 +16,10 @@ export interface MemoryStoreOptions {
    * and clients being throttled only when nothing else is left. Default 2,000,000.
    */
   maxKeys?: number;
-  /** Returns epoch ms; default `Date.now`. Pass a fake clock to test limits without sleeping. */
+  /**
+   * Returns epoch ms. Default: `Date.now` read once per event-loop turn (see
+   * README, "Clock"). Pass a fake clock to test limits without sleeping.
+   */
   clock?: Clock;
   /** Hears each bucket evicted at `maxKeys`; see MemoryStore.onEvict. */
   onEvict?: EvictionListener;
@@ -76,6 +80,9 @@ export class Table {
   used = 0;
   /** Buckets held. */
   size = 0;
+  /** The key found last and its slot: a client sending many requests in a row is not looked up again. */
+  #hotKey: string | undefined;
+  #hotSlot = -1;
 
   constructor(
     public policy: Policy,
@@ -88,6 +95,16 @@ export class Table {
 
   /** find returns the slot of `key` (whose hash is `h`), or -1. */
   find(key: string, h: number): number {
+    if (key === this.#hotKey) return this.#hotSlot;
+    const slot = this.#lookup(key, h);
+    if (slot >= 0) {
+      this.#hotKey = key;
+      this.#hotSlot = slot;
+    }
+    return slot;
+  }
+
+  #lookup(key: string, h: number): number {
     const index = this.index;
     const mask = this.mask;
     let at = h & mask;
@@ -130,6 +147,7 @@ export class Table {
 
   remove(slot: number): void {
     const key = this.keys[slot] as string;
+    if (slot === this.#hotSlot) this.#hotKey = undefined;
     this.keys[slot] = undefined;
     this.buckets[2 * slot] = this.free;
     this.free = slot;
@@ -226,7 +244,7 @@ export class MemoryStore implements Store {
         "cap the buckets kept per policy, e.g. maxKeys: 100000",
       );
     }
-    const clock = options.clock ?? Date.now;
+    const clock = options.clock ?? turnNow;
     if (typeof clock !== "function") {
       throw new ConfigError(
         "MemoryStore.clock",
