@@ -204,6 +204,7 @@ export class RateLimiter {
       );
     }
     this.store = store;
+    this.#sync = store instanceof MemoryStore;
     this.#observability(options, clock, store);
     const { onStoreError = "insurance", instances = 1, cacheDenials = true } = options;
     if (!MODES.includes(onStoreError)) {
@@ -256,6 +257,8 @@ export class RateLimiter {
   /** Instances expected to share the store; the insurance limiter gets 1/instances of each policy. */
   readonly instances: number;
   readonly #remote: boolean = false;
+  /** The store is a MemoryStore: it always answers at once, never with a promise. */
+  readonly #sync: boolean;
   /** events: listen here for decisions, limited requests, store errors, the breaker, evictions, the fallback. */
   readonly events = new LimiterEvents();
   #top: TopLimited | undefined;
@@ -297,8 +300,8 @@ export class RateLimiter {
       // A repeated denial is the same frozen Decision (RepeatMemo): its settled promise can be shared too.
       if (d === this.#lastDecision) return this.#lastPromise as Promise<Decision>;
       const promise = Promise.resolve(d);
-      if (!(d instanceof Promise) && !d.allowed) {
-        this.#lastDecision = d;
+      if (this.#sync && !(d as Decision).allowed) {
+        this.#lastDecision = d as Decision;
         this.#lastPromise = promise;
       }
       return promise;
@@ -390,6 +393,10 @@ export class RateLimiter {
   ): Decision | Promise<Decision> {
     if (!spend || !(this.events.observing || this.#top !== undefined)) {
       return this.#decide(key, cost, spend, list);
+    }
+    if (this.#sync) {
+      const d = this.#decide(key, cost, spend, list) as Decision;
+      return d.allowed && !this.events.observing ? d : this.#observe(key, d, shadow, -1);
     }
     const started = this.events.wants["store-call"] ? performance.now() : -1;
     const result = this.#decide(key, cost, spend, list);
@@ -502,6 +509,7 @@ export class RateLimiter {
     }
     if (this.#remote) return this.#remoteCheck(key, cost, spend, list);
     const reply = this.store.consume(key, list, cost, spend);
+    if (this.#sync) return this.#repeats.decide(key, list, reply as StoreReply, cost);
     if (reply instanceof Promise) {
       return reply.then((r) => decide(list, r, cost, "store"));
     }
