@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import express, { type Express } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/errors.js";
+import { rateLimit as nodeRateLimit } from "../node/index.js";
 import { type ExpressRateLimitOptions, rateLimit } from "./index.js";
 
 const burst = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
@@ -134,6 +135,36 @@ describe("floodgate/express", () => {
     expect(await first.text()).toBe("streaming done");
     // Limited after the headers went out: the response ends, the handler does not run.
     expect(await (await fetch(url)).text()).toBe("streaming ");
+  });
+
+  it("stacks with floodgate/node on the same request, adding no key to the request but rateLimit", async () => {
+    const app = express();
+    let before: (string | symbol)[] = [];
+    app.use((req, _res, next) => {
+      before = Reflect.ownKeys(req);
+      next();
+    });
+    app.use(rateLimit({ policy: burst }));
+    app.use(
+      nodeRateLimit({ policy: { name: "strict", capacity: 2, refillRate: 1, interval: 60_000 } }),
+    );
+    let added: string[] = [];
+    app.use((req, _res, next) => {
+      added = Reflect.ownKeys(req)
+        .filter((k) => !before.includes(k))
+        .map(String);
+      next();
+    });
+    app.get("/", (_req, res) => {
+      res.end();
+    });
+    const url = await serve(app);
+    const first = await fetch(url);
+    expect(first.headers.get("ratelimit-policy")).toBe('"burst";q=10;w=5, "strict";q=2;w=120');
+    expect(first.headers.get("ratelimit")).toBe('"burst";r=9;t=1, "strict";r=1;t=60');
+    expect(first.headers.get("x-ratelimit-limit")).toBe("2");
+    await first.text();
+    expect(added).toEqual(["rateLimit"]);
   });
 
   it("waits for an async key, and passes its failure to next(error)", async () => {
