@@ -55,23 +55,30 @@ function hashOf(key: string): number {
 
 /**
  * Table holds one policy's buckets in typed arrays indexed by a slot number.
- * Its own open-addressing index (linear probing, at most half full, `[hash,
- * slot + 1]` pairs in one Int32Array) finds a key's slot: one cache line per
- * lookup where a Map<string, number> chases pointers through its hash chain,
- * so the cost per decision barely grows with the number of clients. A key's
- * slot never moves, buckets are `[tokens, refilledAt]` pairs, and a free slot
- * keeps the next free slot in its tokens: about 45 bytes a bucket besides the
- * key string, and nothing allocated when a tracked client is charged.
+ * Its own open-addressing index (linear probing, at most half full) finds a
+ * key's slot: each position is one Int32, the slot + 1 in its low bits and
+ * the key's hash in the bits the slot number leaves free (a tag), so a lookup
+ * touches one 4-byte cell where a Map<string, number> chases pointers through
+ * its hash chain; the index stays small enough (8 MB at 1M clients) that the
+ * cost per decision barely grows with the number of clients. A key's slot
+ * never moves, buckets are `[tokens, refilledAt]` pairs, a free slot keeps
+ * the next free slot in its tokens, and `hashes` keeps each slot's full hash
+ * for deletion and growth: about 40 bytes a bucket besides the key string,
+ * and nothing allocated when a tracked client is charged.
  * Probes stop after MAX_PROBE positions (the hash is seeded, but a key set
  * that still collides lands in `overflow`, a Map, instead of slowing every
  * lookup). `hash` is replaceable only so tests can force collisions.
  * @internal
  */
 export class Table {
-  index = new Int32Array(MIN_SLOTS * 4);
+  index = new Int32Array(MIN_SLOTS * 2);
   mask = MIN_SLOTS * 2 - 1;
+  /** Index cells: the low bits hold slot + 1, the others the hash's tag. */
+  slotBits = slotMaskFor(MIN_SLOTS);
+  tagBits = ~this.slotBits;
   overflow: Map<string, number> | undefined;
   keys: (string | undefined)[] = new Array(MIN_SLOTS);
+  hashes = new Int32Array(MIN_SLOTS);
   buckets = new Float64Array(MIN_SLOTS * 2);
   throttled = new Uint8Array(MIN_SLOTS);
   /** Head of the free-slot chain, -1 when empty. */
@@ -107,11 +114,16 @@ export class Table {
   #lookup(key: string, h: number): number {
     const index = this.index;
     const mask = this.mask;
+    const slotBits = this.slotBits;
+    const tag = h & this.tagBits;
     let at = h & mask;
     for (let probe = 0; probe < MAX_PROBE; probe++) {
-      const entry = index[2 * at + 1] as number;
-      if (entry === 0) break;
-      if (index[2 * at] === h && this.keys[entry - 1] === key) return entry - 1;
+      const cell = index[at] as number;
+      if (cell === 0) break;
+      if ((cell & ~slotBits) === tag) {
+        const slot = (cell & slotBits) - 1;
+        if (this.keys[slot] === key) return slot;
+      }
       at = (at + 1) & mask;
     }
     return this.overflow === undefined ? -1 : (this.overflow.get(key) ?? -1);
@@ -123,6 +135,7 @@ export class Table {
     if (slot >= 0) this.free = this.buckets[2 * slot] as number;
     else slot = this.used++;
     this.keys[slot] = key;
+    this.hashes[slot] = h;
     this.throttled[slot] = 0;
     this.size++;
     this.#link(key, h, slot);
@@ -134,9 +147,8 @@ export class Table {
     const mask = this.mask;
     let at = h & mask;
     for (let probe = 0; probe < MAX_PROBE; probe++) {
-      if (index[2 * at + 1] === 0) {
-        index[2 * at] = h;
-        index[2 * at + 1] = slot + 1;
+      if (index[at] === 0) {
+        index[at] = (h & this.tagBits) | (slot + 1);
         return;
       }
       at = (at + 1) & mask;
@@ -157,22 +169,21 @@ export class Table {
     // no probe ever stops early at it.
     const index = this.index;
     const mask = this.mask;
-    let hole = this.hash(key) & mask;
-    while (index[2 * hole + 1] !== slot + 1) hole = (hole + 1) & mask;
+    const slotBits = this.slotBits;
+    let hole = (this.hashes[slot] as number) & mask;
+    while (((index[hole] as number) & slotBits) !== slot + 1) hole = (hole + 1) & mask;
     let at = hole;
     for (;;) {
       at = (at + 1) & mask;
-      const entry = index[2 * at + 1] as number;
-      if (entry === 0) break;
-      const home = (index[2 * at] as number) & mask;
+      const cell = index[at] as number;
+      if (cell === 0) break;
+      const home = (this.hashes[(cell & slotBits) - 1] as number) & mask;
       const stays = hole <= at ? hole < home && home <= at : hole < home || home <= at;
       if (stays) continue;
-      index[2 * hole] = index[2 * at] as number;
-      index[2 * hole + 1] = entry;
+      index[hole] = cell;
       hole = at;
     }
-    index[2 * hole] = 0;
-    index[2 * hole + 1] = 0;
+    index[hole] = 0;
   }
 
   resize(slots: number): void {
@@ -182,18 +193,28 @@ export class Table {
     const throttled = new Uint8Array(slots);
     throttled.set(this.throttled.subarray(0, Math.min(this.throttled.length, slots)));
     this.throttled = throttled;
+    const hashes = new Int32Array(slots);
+    hashes.set(this.hashes.subarray(0, Math.min(this.hashes.length, slots)));
+    this.hashes = hashes;
     this.keys.length = slots;
     // The probe sequence masks hashes, so the index must be a power of two
     // (at least twice the slots) even when maxKeys is not.
     const positions = 2 ** Math.ceil(Math.log2(slots * 2));
-    this.index = new Int32Array(positions * 2);
+    this.index = new Int32Array(positions);
     this.mask = positions - 1;
+    this.slotBits = slotMaskFor(slots);
+    this.tagBits = ~this.slotBits;
     this.overflow = undefined;
     for (let slot = 0; slot < this.used; slot++) {
       const key = this.keys[slot];
-      if (key !== undefined) this.#link(key, this.hash(key), slot);
+      if (key !== undefined) this.#link(key, this.hashes[slot] as number, slot);
     }
   }
+}
+
+/** slotMaskFor is the mask of the low bits an index cell needs to hold any slot + 1 up to `slots`. */
+function slotMaskFor(slots: number): number {
+  return 2 ** (32 - Math.clz32(slots)) - 1;
 }
 
 /**
