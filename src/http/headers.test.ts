@@ -136,6 +136,39 @@ describe("response headers", () => {
     );
   });
 
+  it("answer a run of denials of one policy as freshly built headers would, whatever the header mode", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 10_000 }),
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 0, max: 1500 }),
+            fc.integer({ min: 1, max: 5 }),
+            fc.boolean(),
+            fc.boolean(),
+            fc.boolean(),
+          ),
+          { minLength: 1, maxLength: 40 },
+        ),
+        (capacity, interval, steps) => {
+          const { set, consume, at } = setup([{ name: "a", capacity, refillRate: 1, interval }]);
+          let t = T0;
+          for (const [dt, cost, legacy, ietf, twice] of steps) {
+            t += dt;
+            at(t);
+            for (let i = twice ? 2 : 1; i > 0; i--) {
+              const d = consume(Math.min(cost, capacity));
+              const expected = headerList(policySet(set.list), d, legacy, ietf, !d.allowed);
+              expect(headerList(set, d, legacy, ietf, !d.allowed)).toEqual(expected);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("never let Retry-After fall below the denying policy's next refill", () => {
     const d = {
       retryAfter: 10,

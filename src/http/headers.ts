@@ -35,6 +35,13 @@ export class PolicySet {
   readonly limits: readonly string[];
   #resetSeconds = -1;
   #resetText = "";
+  #denied: readonly string[] | undefined;
+  #deniedMode = 0;
+  #deniedRemaining = 0;
+  #deniedReset = 0;
+  #deniedState = 0;
+  #deniedT = 0;
+  #deniedRetry = 0;
 
   constructor(list: readonly Policy[]) {
     this.list = list;
@@ -53,6 +60,40 @@ export class PolicySet {
       this.#resetText = String(seconds);
     }
     return this.#resetText;
+  }
+
+  /**
+   * denied returns the headers of a limited answer of one policy, rebuilt
+   * only when they would print other numbers than the last one: a client
+   * that keeps knocking on a denied bucket gets the same list all second long.
+   */
+  denied(decision: Decision, legacy: boolean, ietf: boolean): readonly string[] {
+    const state = decision.policies[0] as Decision["policies"][number];
+    const mode = (legacy ? 1 : 0) + (ietf ? 2 : 0);
+    const reset = Math.ceil(decision.resetAt / 1000);
+    const t = seconds(state.resetAt - decision.now);
+    const retry = retryAfterSeconds(decision);
+    const last = this.#denied;
+    if (
+      last !== undefined &&
+      this.#deniedMode === mode &&
+      this.#deniedRemaining === decision.remaining &&
+      this.#deniedReset === reset &&
+      this.#deniedState === state.remaining &&
+      this.#deniedT === t &&
+      this.#deniedRetry === retry
+    ) {
+      return last;
+    }
+    const list = buildList(this, decision, legacy, ietf, true);
+    this.#denied = list;
+    this.#deniedMode = mode;
+    this.#deniedRemaining = decision.remaining;
+    this.#deniedReset = reset;
+    this.#deniedState = state.remaining;
+    this.#deniedT = t;
+    this.#deniedRetry = retry;
+    return list;
   }
 }
 
@@ -96,12 +137,15 @@ export function retryAfterSeconds(decision: Decision): number {
  * rateLimitValue is the IETF RateLimit value: every policy's remaining
  * tokens `r` and whole seconds `t` until its next refill (rounded up).
  */
-export function rateLimitValue(set: PolicySet, decision: Decision): string {
+export function rateLimitValue(set: PolicySet, decision: Decision, remaining?: string): string {
   const states = decision.policies;
   const now = decision.now;
   if (states.length === 1) {
     const s = states[0] as Decision["policies"][number];
-    return `${set.items[0]}${s.remaining};t=${seconds(s.resetAt - now)}`;
+    // The legacy header's text of the same number, when the caller has it.
+    const r =
+      remaining !== undefined && s.remaining === decision.remaining ? remaining : s.remaining;
+    return `${set.items[0]}${r};t=${seconds(s.resetAt - now)}`;
   }
   let value = "";
   for (let i = 0; i < states.length; i++) {
@@ -128,20 +172,32 @@ export function headerList(
   legacy: boolean,
   ietf: boolean,
   limited: boolean,
+): readonly string[] {
+  if (limited && decision.policies.length === 1) return set.denied(decision, legacy, ietf);
+  return buildList(set, decision, legacy, ietf, limited);
+}
+
+function buildList(
+  set: PolicySet,
+  decision: Decision,
+  legacy: boolean,
+  ietf: boolean,
+  limited: boolean,
 ): string[] {
   let out: string[];
   if (legacy && ietf) {
+    const remaining = String(decision.remaining);
     out = [
       HEADER.limit,
       limitText(set, decision),
       HEADER.remaining,
-      String(decision.remaining),
+      remaining,
       HEADER.reset,
       set.resetText(decision.resetAt),
       HEADER.policy,
       set.policyHeader,
       HEADER.rateLimit,
-      rateLimitValue(set, decision),
+      rateLimitValue(set, decision, remaining),
     ];
   } else if (legacy) {
     out = [
