@@ -142,6 +142,8 @@ interface Denial {
   readonly cost: number;
   readonly list: readonly Policy[];
   readonly decision: Decision;
+  /** The last answer given from this denial: repeated while its retryAfter stays the same. */
+  last: Decision | undefined;
 }
 
 /**
@@ -300,7 +302,7 @@ export class RateLimiter {
       // A repeated denial is the same frozen Decision (RepeatMemo): its settled promise can be shared too.
       if (d === this.#lastDecision) return this.#lastPromise as Promise<Decision>;
       const promise = Promise.resolve(d);
-      if (this.#sync && !(d as Decision).allowed) {
+      if (this.#sync ? !(d as Decision).allowed : !(d instanceof Promise) && !d.allowed) {
         this.#lastDecision = d as Decision;
         this.#lastPromise = promise;
       }
@@ -613,7 +615,13 @@ export class RateLimiter {
     if (denials === undefined) return decision;
     if (!decision.allowed) {
       if (denials.size >= MAX_CACHED) this.#trimDenials(denials);
-      denials.set(key, { until: sentAt + decision.retryAfter, cost, list, decision });
+      denials.set(key, {
+        until: sentAt + decision.retryAfter,
+        cost,
+        list,
+        decision,
+        last: undefined,
+      });
     } else if (denials.size !== 0) {
       // This instance just spent tokens, so a cached wait (for another cost) is now too short.
       denials.delete(key);
@@ -759,10 +767,18 @@ export class RateLimiter {
 
 /** cachedDecision answers from a denial still in force; only the wait has moved on. */
 function cachedDecision(hit: Denial, now: number): Decision {
-  const d = hit.decision;
   const retryAfter = Math.ceil(hit.until - now);
+  // Within one millisecond the answer is the same: give the same frozen Decision (see RepeatMemo).
+  if (hit.last !== undefined && hit.last.retryAfter === retryAfter) return hit.last;
+  const d = hit.decision;
   // The store's clock has moved on by as much as the wait has shrunk.
-  return { ...d, retryAfter, now: d.now + d.retryAfter - retryAfter, reason: "cached" };
+  hit.last = Object.freeze({
+    ...d,
+    retryAfter,
+    now: d.now + d.retryAfter - retryAfter,
+    reason: "cached",
+  });
+  return hit.last;
 }
 
 /**

@@ -134,6 +134,10 @@ describe("RateLimiter with a network store", () => {
       retryAfter: 600,
     });
     expect(await limiter.peek("a")).toMatchObject({ allowed: false, reason: "cached" });
+    // Within one millisecond a cached denial is the same frozen Decision.
+    const cached = await limiter.consume("a");
+    expect(await limiter.consume("a")).toBe(cached);
+    expect(Object.isFrozen(cached)).toBe(true);
     // Another cost asks the store: its wait differs.
     expect(await limiter.consume("a", { cost: 2 })).toMatchObject({
       reason: "store",
@@ -142,7 +146,7 @@ describe("RateLimiter with a network store", () => {
     expect(store.calls).toBe(calls + 1);
     store.now += 600;
     expect(await limiter.consume("a")).toMatchObject({ allowed: true, reason: "store" });
-    expect(limiter.stats()).toMatchObject({ cached: 3, fallbacks: 0 });
+    expect(limiter.stats()).toMatchObject({ cached: 5, fallbacks: 0 });
   });
 
   it("a reset on this instance clears its cached denial", async () => {
