@@ -55,15 +55,15 @@ function hashOf(key: string): number {
 
 /**
  * Table holds one policy's buckets in typed arrays indexed by a slot number.
- * Its own open-addressing index (linear probing, at most half full) finds a
+ * Its own open-addressing index (linear probing, at most 70% full) finds a
  * key's slot: each position is one Int32, the slot + 1 in its low bits and
  * the key's hash in the bits the slot number leaves free (a tag), so a lookup
  * touches one 4-byte cell where a Map<string, number> chases pointers through
- * its hash chain; the index stays small enough (8 MB at 1M clients) that the
+ * its hash chain; the index stays small enough (6 MB at 1M clients) that the
  * cost per decision barely grows with the number of clients. A key's slot
  * never moves, buckets are `[tokens, refilledAt]` pairs, a free slot keeps
  * the next free slot in its tokens, and `hashes` keeps each slot's full hash
- * for deletion and growth: about 40 bytes a bucket besides the key string,
+ * for deletion and growth: about 38 bytes a bucket besides the key string,
  * and nothing allocated when a tracked client is charged.
  * Probes stop after MAX_PROBE positions (the hash is seeded, but a key set
  * that still collides lands in `overflow`, a Map, instead of slowing every
@@ -71,11 +71,12 @@ function hashOf(key: string): number {
  * @internal
  */
 export class Table {
-  index = new Int32Array(MIN_SLOTS * 2);
-  mask = MIN_SLOTS * 2 - 1;
-  /** Index cells: the low bits hold slot + 1, the others the hash's tag. */
+  index = new Int32Array(positionsFor(MIN_SLOTS));
+  /** A hash's home position is its high bits scaled to the index's length. */
+  scale = this.index.length / 2 ** 32;
+  /** Index cells: the low bits hold slot + 1, the others a tag from the hash's low bits. */
   slotBits = slotMaskFor(MIN_SLOTS);
-  tagBits = ~this.slotBits;
+  tagShift = 32 - Math.clz32(this.slotBits);
   overflow: Map<string, number> | undefined;
   keys: (string | undefined)[] = new Array(MIN_SLOTS);
   hashes = new Int32Array(MIN_SLOTS);
@@ -111,12 +112,15 @@ export class Table {
     return slot;
   }
 
+  #home(h: number): number {
+    return ((h >>> 0) * this.scale) | 0;
+  }
+
   #lookup(key: string, h: number): number {
     const index = this.index;
-    const mask = this.mask;
     const slotBits = this.slotBits;
-    const tag = h & this.tagBits;
-    let at = h & mask;
+    const tag = h << this.tagShift;
+    let at = ((h >>> 0) * this.scale) | 0;
     for (let probe = 0; probe < MAX_PROBE; probe++) {
       const cell = index[at] as number;
       if (cell === 0) break;
@@ -124,7 +128,7 @@ export class Table {
         const slot = (cell & slotBits) - 1;
         if (this.keys[slot] === key) return slot;
       }
-      at = (at + 1) & mask;
+      if (++at === index.length) at = 0;
     }
     return this.overflow === undefined ? -1 : (this.overflow.get(key) ?? -1);
   }
@@ -144,14 +148,13 @@ export class Table {
 
   #link(key: string, h: number, slot: number): void {
     const index = this.index;
-    const mask = this.mask;
-    let at = h & mask;
+    let at = ((h >>> 0) * this.scale) | 0;
     for (let probe = 0; probe < MAX_PROBE; probe++) {
       if (index[at] === 0) {
-        index[at] = (h & this.tagBits) | (slot + 1);
+        index[at] = (h << this.tagShift) | (slot + 1);
         return;
       }
-      at = (at + 1) & mask;
+      if (++at === index.length) at = 0;
     }
     this.overflow ??= new Map();
     this.overflow.set(key, slot);
@@ -168,16 +171,16 @@ export class Table {
     // Backward-shift deletion: pull later entries of the run into the hole so
     // no probe ever stops early at it.
     const index = this.index;
-    const mask = this.mask;
+    const n = index.length;
     const slotBits = this.slotBits;
-    let hole = (this.hashes[slot] as number) & mask;
-    while (((index[hole] as number) & slotBits) !== slot + 1) hole = (hole + 1) & mask;
+    let hole = this.#home(this.hashes[slot] as number);
+    while (((index[hole] as number) & slotBits) !== slot + 1) hole = hole + 1 === n ? 0 : hole + 1;
     let at = hole;
     for (;;) {
-      at = (at + 1) & mask;
+      at = at + 1 === n ? 0 : at + 1;
       const cell = index[at] as number;
       if (cell === 0) break;
-      const home = (this.hashes[(cell & slotBits) - 1] as number) & mask;
+      const home = this.#home(this.hashes[(cell & slotBits) - 1] as number);
       const stays = hole <= at ? hole < home && home <= at : hole < home || home <= at;
       if (stays) continue;
       index[hole] = cell;
@@ -197,19 +200,21 @@ export class Table {
     hashes.set(this.hashes.subarray(0, Math.min(this.hashes.length, slots)));
     this.hashes = hashes;
     this.keys.length = slots;
-    // The probe sequence masks hashes, so the index must be a power of two
-    // (at least twice the slots) even when maxKeys is not.
-    const positions = 2 ** Math.ceil(Math.log2(slots * 2));
-    this.index = new Int32Array(positions);
-    this.mask = positions - 1;
+    this.index = new Int32Array(positionsFor(slots));
+    this.scale = this.index.length / 2 ** 32;
     this.slotBits = slotMaskFor(slots);
-    this.tagBits = ~this.slotBits;
+    this.tagShift = 32 - Math.clz32(this.slotBits);
     this.overflow = undefined;
     for (let slot = 0; slot < this.used; slot++) {
       const key = this.keys[slot];
       if (key !== undefined) this.#link(key, this.hashes[slot] as number, slot);
     }
   }
+}
+
+/** positionsFor sizes the index for `slots` keys: at most 70% full, so runs stay short. */
+function positionsFor(slots: number): number {
+  return Math.ceil(slots / 0.7) + 1;
 }
 
 /** slotMaskFor is the mask of the low bits an index cell needs to hold any slot + 1 up to `slots`. */
