@@ -23,19 +23,11 @@ const CEILING_KEYS = 10_000;
 /**
  * CEILING_ARGS is the call floodgate's RedisStore makes on the admit path,
  * for redis-benchmark: numkeys, the key (`__rand_int__` becomes a 12-digit
- * number under -r), cost 1, spend, "" = Redis TIME as the clock, then the
- * policy: capacity 1e9, 1 token per hour (see src/stores/redis/script.ts).
+ * number under -r), cost 1 (positive: spend it), then the policy: capacity
+ * 1e9, 1 token per hour; no clock argument, so Redis TIME is the clock (see
+ * src/stores/redis/script.ts).
  */
-const CEILING_ARGS = [
-  "1",
-  "floodgate:{__rand_int__}:default",
-  "1",
-  "1",
-  "",
-  "1000000000",
-  "1",
-  "3600000",
-];
+const CEILING_ARGS = ["1", "floodgate:{__rand_int__}:default", "1", "1000000000", "1", "3600000"];
 
 /** Result of the scenario's run(), kept in data.extra.redis and the JSON. */
 interface RedisRun {
@@ -312,7 +304,7 @@ function report(data: RunData) {
     `redis-server ${r.redisVersion ?? "?"} on loopback, started by the run; ${r.durationMs} ms per case; floodgate's script SHA ${r.sha?.slice(0, 12)}.`,
     "Decisions per wall-clock second (k = thousand), median over rounds; ratios are medians of",
     "per-round ratios. The ceiling is `redis-benchmark -c N -r 10000 EVALSHA <sha> 1",
-    'floodgate:{__rand_int__}:default 1 1 "" 1000000000 1 3600000` (N connections, one',
+    "floodgate:{__rand_int__}:default 1 1000000000 1 3600000` (N connections, one",
     "call each in flight): the same script, key shape and arguments as RedisStore's admit path.",
     "The Node contenders keep N calls in flight on one connection, 10k client IPs",
     "round-robin, a limit no run reaches. CPU columns are per decision at 256 in flight:",

@@ -174,15 +174,15 @@ export class RedisStore implements Store {
     const plan = this.#plan(policies);
     const n = policies.length;
     const id = this.#head + keyId(key);
-    const argv: string[] = new Array(5 + n * 4);
+    const tail = plan.tail;
+    const clock = this.clock;
+    const argv: string[] = new Array(3 + n * 4 + (clock === undefined ? 0 : 1));
     argv[0] = SHA;
     argv[1] = plan.numkeys;
     for (let i = 0; i < n; i++) argv[2 + i] = id + (plan.suffixes[i] as string);
-    argv[2 + n] = cost === 1 ? "1" : String(cost);
-    argv[3 + n] = spend ? "1" : "0";
-    argv[4 + n] = this.clock === undefined ? "" : String(this.clock());
-    const tail = plan.tail;
-    for (let i = 0; i < tail.length; i++) argv[5 + n + i] = tail[i] as string;
+    argv[2 + n] = cost === 1 ? (spend ? "1" : "-1") : String(spend ? cost : -cost);
+    for (let i = 0; i < tail.length; i++) argv[3 + n + i] = tail[i] as string;
+    if (clock !== undefined) argv[3 + n + tail.length] = String(clock());
     const sent = performance.now();
     return conn.evalsha(argv).then(check, (error: unknown) => {
       // After a restart or failover the script cache is empty; EVAL loads it.
