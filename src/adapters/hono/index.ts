@@ -1,8 +1,9 @@
 // floodgate/hono: the HTTP layer as Hono 4 middleware, on Node (through
 // @hono/node-server) and on any Fetch runtime. It only translates: the
-// client's address from the runtime (or Hono's getConnInfo), headers through
-// `c.header`, a denied request answered with `c.body`. Only types come from
-// hono, so importing this module never loads it.
+// client's address from the runtime (or Hono's getConnInfo), headers on
+// @hono/node-server's ServerResponse (elsewhere through `c.header`), a denied
+// request answered with `c.body`. Only types come from hono, so importing
+// this module never loads it.
 import type { Context, MiddlewareHandler, Next } from "hono";
 import type { Decision } from "../../core/decision.js";
 import { ConfigError } from "../../core/errors.js";
