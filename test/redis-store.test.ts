@@ -5,6 +5,7 @@ import { createClient } from "redis";
 import { createClient as createClient4 } from "redis4";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RateLimiter, RedisStore, type Store } from "../src/index.js";
+import { adapt } from "../src/stores/redis/clients.js";
 import { keyId } from "../src/stores/redis/keys.js";
 import { SCRIPT, SHA } from "../src/stores/redis/script.js";
 import {
@@ -249,5 +250,57 @@ describe("RedisStore client types", () => {
       new RedisStore({ client: cl }),
     ];
     expect(typeof types).toBe("function");
+  });
+});
+
+describe("RedisStore over ioredis: socket writes", () => {
+  it("sends the first 8 calls of a burst at once and the rest when the burst ends", async () => {
+    // A stand-in for an ioredis client: records which calls each write(2) of
+    // its socket (one per uncork, or per call while not corked) carried.
+    const writes: number[][] = [];
+    let pending: number[] = [];
+    let corks = 0;
+    let calls = 0;
+    const fake = {
+      status: "ready",
+      stream: {
+        cork: () => {
+          corks++;
+        },
+        uncork: () => {
+          corks--;
+          if (corks === 0 && pending.length > 0) {
+            writes.push(pending);
+            pending = [];
+          }
+        },
+      },
+      evalsha: () => {
+        calls++;
+        if (corks > 0) pending.push(calls);
+        else writes.push([calls]);
+        return Promise.resolve([0, 1, 0, 0]);
+      },
+      eval: () => Promise.resolve(null),
+      del: () => Promise.resolve(0),
+      quit: () => Promise.resolve("OK"),
+    };
+    const conn = adapt(fake);
+    if (conn === undefined) throw new Error("the stand-in was not taken for ioredis");
+    const burst = () => {
+      for (let i = 0; i < 20; i++) void conn.evalsha(["sha", "1", "k", "1", "1", "1", "1"]);
+    };
+    burst();
+    // Within the burst: the first 8 have left, the other 12 wait.
+    expect(writes).toEqual([[1, 2, 3, 4, 5, 6, 7, 8]]);
+    await Promise.resolve();
+    expect(writes.map((w) => w.length)).toEqual([8, 12]);
+    // The next burst splits the same way; a lone call goes by itself.
+    burst();
+    await Promise.resolve();
+    void conn.evalsha(["sha", "1", "k", "1", "1", "1", "1"]);
+    await Promise.resolve();
+    expect(writes.map((w) => w.length)).toEqual([8, 12, 8, 12, 1]);
+    expect(corks).toBe(0);
   });
 });
