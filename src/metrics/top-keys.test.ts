@@ -14,6 +14,15 @@ describe("SpaceSaving", () => {
     expect(s.top(1).map((t) => t.key)).toEqual(["a"]);
   });
 
+  it("counts a key again after its counter went to another key", () => {
+    const s = new SpaceSaving(1);
+    s.add("a");
+    s.add("a");
+    s.add("b");
+    s.add("a");
+    expect(s.top()).toEqual([{ key: "a", count: 4, error: 3 }]);
+  });
+
   it("keeps every key above total/size and never undercounts (property)", () => {
     fc.assert(
       fc.property(

@@ -22,6 +22,9 @@ export class SpaceSaving {
   readonly #heap: number[] = [];
   /** pos[slot] is the slot's index in the heap. */
   readonly #pos: number[] = [];
+  /** The key counted last and its slot: a client limited many times in a row skips the Map. */
+  #lastKey: string | undefined;
+  #lastSlot = 0;
 
   constructor(size: number) {
     this.size = size;
@@ -30,8 +33,10 @@ export class SpaceSaving {
   /** add counts one observation of `key` (or `weight` of them). */
   add(key: string, weight = 1): void {
     this.total += weight;
-    const slot = this.#slot.get(key);
+    const slot = key === this.#lastKey ? this.#lastSlot : this.#slot.get(key);
     if (slot !== undefined) {
+      this.#lastKey = key;
+      this.#lastSlot = slot;
       this.#counts[slot] = (this.#counts[slot] as number) + weight;
       this.#down(this.#pos[slot] as number);
       return;
@@ -50,6 +55,7 @@ export class SpaceSaving {
     // Replace the smallest counter: the newcomer inherits its count as error.
     const s = this.#heap[0] as number;
     const min = this.#counts[s] as number;
+    if (s === this.#lastSlot) this.#lastKey = undefined;
     this.#slot.delete(this.#keys[s] as string);
     this.#keys[s] = key;
     this.#errors[s] = min;
