@@ -32,8 +32,13 @@ const SERVERS: readonly [LimiterKind, PathKind][] = [
 ];
 /** autocannon connections (one request in flight on each). */
 const CONNECTIONS = 50;
+/** Seconds of each measured burst, and of each server's burst in the warm-up round. */
+const BURST_S = 1;
+const WARMUP_S = 1;
+/** Rounds of bursts per round of the suite: `--rounds N` gives 3N rounds here. */
+const ROUNDS_PER_ROUND = 3;
 
-/** One measured server run. */
+/** One measured burst against one server. */
 export interface HttpResult {
   /** Responses per second seen by autocannon. */
   rps: number;
@@ -48,11 +53,15 @@ interface HttpRun {
   measured: boolean;
   reason?: string;
   connections: number;
+  /** Seconds of each measured burst. */
   durationS: number;
+  warmupS: number;
+  /** Measured rounds per framework (each gives every server one burst). */
+  rounds: number;
   /** Frameworks measured without floodgate because dist/<framework>.js was missing. */
   missing: string[];
   versions: Record<string, string>;
-  /** `framework:limiter:path` -> one result per round (null when the round failed). */
+  /** `framework:limiter:path` -> one result per round (null when the burst failed). */
   runs: Record<string, (HttpResult | null)[]>;
 }
 
@@ -87,68 +96,137 @@ function startServer(job: ServerJob): Promise<Running> {
     ["--import", "tsx", file, JSON.stringify(job)],
     { stdio: ["ignore", "ignore", "pipe", "ipc"] },
   );
+  const name = JSON.stringify(job);
   let err = "";
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
     err += chunk;
   });
-  const stop = () => {
-    if (child.exitCode === null) child.kill("SIGKILL");
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   };
-  process.once("exit", stop);
-  return new Promise((resolve, reject) => {
+  const stop = () => {
+    process.off("exit", kill);
+    kill();
+  };
+  process.once("exit", kill);
+  const exited = new Promise<never>((_, reject) => {
+    child.once("exit", (code, signal) => {
+      reject(new Error(`bench: server ${name} exited (${code ?? signal}): ${err.trim()}`));
+    });
+  });
+  exited.catch(() => undefined);
+  const started = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       stop();
-      reject(new Error(`bench: server ${JSON.stringify(job)} did not start: ${err.trim()}`));
+      reject(new Error(`bench: server ${name} did not start: ${err.trim()}`));
     }, 30_000);
-    child.once("exit", (code) => {
+    exited.catch((error: unknown) => {
       clearTimeout(timer);
-      reject(new Error(`bench: server ${JSON.stringify(job)} exited (${code}): ${err.trim()}`));
+      reject(error);
     });
     child.once("message", (message: { port: number }) => {
       clearTimeout(timer);
-      resolve({
-        port: message.port,
-        mark: () =>
-          new Promise<Mark>((done) => {
-            child.once("message", (m: Mark) => done(m));
-            child.send("mark");
-          }),
-        stop,
-      });
+      resolve(message.port);
     });
   });
+  return started.then((port) => ({
+    port,
+    mark: () =>
+      Promise.race([
+        new Promise<Mark>((done) => {
+          child.once("message", (m: Mark) => done(m));
+          child.send("mark");
+        }),
+        exited,
+      ]),
+    stop,
+  }));
+}
+
+/** burst drives one server for `seconds` and reads its CPU and request count around it. */
+async function burst(server: Running, seconds: number): Promise<HttpResult> {
+  const url = `http://127.0.0.1:${server.port}/`;
+  const before = await server.mark();
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds });
+  const after = await server.mark();
+  const served = after.requests - before.requests;
+  const total = result["2xx"] + result.non2xx;
+  if (total === 0 || served === 0) throw new Error(`bench: no responses from ${url}`);
+  return {
+    rps: total / result.duration,
+    cpuUs: (after.cpuUs - before.cpuUs) / served,
+    non2xx: result.non2xx / total,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+/** order is round `round`'s order of the servers: rotated, and reversed every other round. */
+function order<T>(list: readonly T[], round: number): T[] {
+  const rotated = rotate(list, round);
+  return round % 2 === 1 ? rotated.reverse() : rotated;
 }
 
 /**
- * measureOne starts one server, warms it up with autocannon, then measures:
- * responses per second from autocannon, and the server's CPU per request
- * from its own process.cpuUsage() around the measured part.
+ * measureFramework starts all servers of one framework side by side, gives
+ * each a warm-up burst, then runs `rounds` rounds in which every server gets
+ * one burst of `BURST_S` seconds, in a different order each round. A server
+ * that fails to start, or a burst that fails, leaves null in its rounds.
  */
-async function measureOne(job: ServerJob, durationS: number, warmupS: number): Promise<HttpResult> {
-  const server = await startServer(job);
+async function measureFramework(
+  framework: Framework,
+  servers: readonly [LimiterKind, PathKind][],
+  rounds: number,
+  runs: HttpRun["runs"],
+): Promise<void> {
+  const started = await Promise.allSettled(
+    servers.map(([limiter, path]) => startServer({ framework, limiter, path })),
+  );
+  const live: { id: string; path: PathKind; server: Running }[] = [];
+  servers.forEach(([limiter, path], i) => {
+    const id = `${framework}:${limiter}:${path}`;
+    runs[id] = [];
+    const s = started[i];
+    if (s?.status === "fulfilled") live.push({ id, path, server: s.value });
+    else {
+      log(String(s?.reason));
+      runs[id] = Array.from({ length: rounds }, () => null);
+    }
+  });
   try {
-    const url = `http://127.0.0.1:${server.port}/`;
-    await autocannon({ url, connections: CONNECTIONS, duration: warmupS });
-    const before = await server.mark();
-    const result = await autocannon({ url, connections: CONNECTIONS, duration: durationS });
-    const after = await server.mark();
-    const served = after.requests - before.requests;
-    const total = result["2xx"] + result.non2xx;
-    if (total === 0 || served === 0) throw new Error(`bench: no responses from ${url}`);
-    return {
-      rps: total / result.duration,
-      cpuUs: (after.cpuUs - before.cpuUs) / served,
-      non2xx: result.non2xx / total,
-      errors: result.errors + result.timeouts,
-    };
+    log(`bench: http ${framework} warm-up`);
+    for (const { id, server } of live) {
+      try {
+        await burst(server, WARMUP_S);
+      } catch (error) {
+        log(`bench: ${id} warm-up: ${String(error)}`);
+      }
+    }
+    for (let round = 0; round < rounds; round++) {
+      log(`bench: http ${framework} round ${round + 1}/${rounds}`);
+      const results = new Map<string, HttpResult | null>();
+      for (const { id, path, server } of order(live, round)) {
+        let r: HttpResult | null = null;
+        try {
+          r = await burst(server, BURST_S);
+          const expected = path === "allowed" ? 0 : 1;
+          if (Math.abs(r.non2xx - expected) > 0.01 || r.errors > 0) {
+            log(`bench: ${id}: ${r.non2xx} non-2xx, ${r.errors} errors: burst discarded`);
+            r = null;
+          }
+        } catch (error) {
+          log(`bench: ${id}: ${String(error)}`);
+        }
+        results.set(id, r);
+      }
+      for (const { id } of live) runs[id]?.push(results.get(id) ?? null);
+    }
   } finally {
-    server.stop();
+    for (const { server } of live) server.stop();
   }
 }
 
 async function measure(config: Config): Promise<HttpRun> {
-  const durationS = config.quick ? 2 : 4;
-  const warmupS = 1;
+  const rounds = Math.max(1, config.rounds * ROUNDS_PER_ROUND);
   const missing = FRAMEWORKS.filter((f) => !distHas(f));
   const runs: HttpRun["runs"] = {};
   const versions: Record<string, string> = {};
@@ -157,30 +235,20 @@ async function measure(config: Config): Promise<HttpRun> {
     versions[PEER[f]] = version(PEER[f]);
   }
   versions.autocannon = version("autocannon");
-  for (let round = 0; round < config.rounds; round++) {
-    for (const framework of FRAMEWORKS) {
-      const servers = SERVERS.filter(([l]) => l !== "floodgate" || !missing.includes(framework));
-      for (const [limiter, path] of rotate(servers, round)) {
-        const id = `${framework}:${limiter}:${path}`;
-        log(`bench: http round ${round + 1}/${config.rounds} ${id}`);
-        let r: HttpResult | null = null;
-        try {
-          r = await measureOne({ framework, limiter, path }, durationS, warmupS);
-          const expected = path === "allowed" ? 0 : 1;
-          if (Math.abs(r.non2xx - expected) > 0.01 || r.errors > 0) {
-            log(`bench: ${id}: ${r.non2xx} non-2xx, ${r.errors} errors: round discarded`);
-            r = null;
-          }
-        } catch (error) {
-          log(String(error));
-        }
-        const list = runs[id] ?? [];
-        runs[id] = list;
-        list.push(r);
-      }
-    }
+  for (const framework of FRAMEWORKS) {
+    const servers = SERVERS.filter(([l]) => l !== "floodgate" || !missing.includes(framework));
+    await measureFramework(framework, servers, rounds, runs);
   }
-  return { measured: true, connections: CONNECTIONS, durationS, missing, versions, runs };
+  return {
+    measured: true,
+    connections: CONNECTIONS,
+    durationS: BURST_S,
+    warmupS: WARMUP_S,
+    rounds,
+    missing,
+    versions,
+    runs,
+  };
 }
 
 // ---- report ----------------------------------------------------------------
@@ -286,12 +354,15 @@ function report(data: RunData) {
     }
   }
   const markdown = [
-    `Hello-world \`GET /\` (JSON body), one server process per (framework, limiter, path), autocannon ${r.versions.autocannon} in the run's process`,
-    `with ${r.connections} connections for ${r.durationS} s after 1 s of warm-up; medians over rounds, ratios are medians`,
-    "of per-round ratios. Allowed path: a limit no run reaches (1e9 per hour); rejected path: 1 per hour,",
-    "so every request after the first is a 429 (one client: loopback). Each limiter with its defaults",
-    "(floodgate: legacy and IETF headers; the peers: their default headers). On the rejected path",
-    "`÷ none` compares with the no-limiter *allowed* path (a 429 must cost less than the handler).",
+    `Hello-world \`GET /\` (JSON body), one server process per (framework, limiter, path); all servers of one`,
+    `framework run side by side. autocannon ${r.versions.autocannon} in the run's process, ${r.connections} connections, gives each`,
+    `server a ${r.warmupS} s warm-up burst, then ${r.rounds} rounds in which each server gets one ${r.durationS} s burst (order rotated,`,
+    "and reversed every other round); medians over rounds, ratios are medians of per-round ratios (the",
+    "servers compared in one round ran seconds apart). Allowed path: a limit no run reaches (1e9 per",
+    "hour); rejected path: 1 per hour, so every request after the first is a 429 (one client:",
+    "loopback). Each limiter with its defaults (floodgate: legacy and IETF headers; the peers: their",
+    "default headers). On the rejected path `÷ none` compares with the no-limiter *allowed* path (a",
+    "429 must cost less than the handler).",
     r.missing.length > 0
       ? `\nNot built in this run: ${r.missing.map((m) => `floodgate/${m}`).join(", ")} (only the no-limiter and peer servers ran for those).`
       : "",
@@ -341,7 +412,9 @@ function report(data: RunData) {
  * and the framework's popular limiter, for Fastify, Express and Hono; allowed
  * path and all-rejected path. Each server runs in its own child process and
  * reports its process.cpuUsage() per request over IPC; autocannon drives it
- * from this process; the servers of one framework alternate within each round.
+ * from this process. All servers of one framework run at once and take turns
+ * in short bursts over many rounds, so the machine's slow swings hit every
+ * server of a round alike and cancel in the per-round ratios.
  */
 export const http: Scenario = {
   id: "http",
@@ -356,6 +429,8 @@ export const http: Scenario = {
         reason: String(error),
         connections: CONNECTIONS,
         durationS: 0,
+        warmupS: 0,
+        rounds: 0,
         missing: [],
         versions: {},
         runs: {},
