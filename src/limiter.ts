@@ -396,7 +396,7 @@ export class RateLimiter {
     if (!spend || !(this.events.observing || this.#top !== undefined)) {
       return this.#decide(key, cost, spend, list);
     }
-    if (this.#sync) {
+    if (this.#sync && !this.events.wants["store-call"]) {
       const d = this.#decide(key, cost, spend, list) as Decision;
       return d.allowed && !this.events.observing ? d : this.#observe(key, d, shadow, -1);
     }
