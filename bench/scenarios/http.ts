@@ -34,7 +34,7 @@ const SERVERS: readonly [LimiterKind, PathKind][] = [
 const CONNECTIONS = 50;
 /** Seconds of each measured burst, and of each server's burst in the warm-up round. */
 const BURST_S = 1;
-const WARMUP_S = 1;
+const WARMUP_S = 2;
 /** Rounds of bursts per round of the suite: `--rounds N` gives 3N rounds here. */
 const ROUNDS_PER_ROUND = 3;
 
