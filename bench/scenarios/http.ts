@@ -32,8 +32,9 @@ const SERVERS: readonly [LimiterKind, PathKind][] = [
 ];
 /** autocannon connections (one request in flight on each). */
 const CONNECTIONS = 50;
-/** Seconds of each measured burst, and of each server's burst in the warm-up round. */
+/** Seconds of each measured burst. */
 const BURST_S = 1;
+/** Seconds of each server's one burst in the unmeasured warm-up round. */
 const WARMUP_S = 2;
 /** Rounds of bursts per round of the suite: `--rounds N` gives 3N rounds here. */
 const ROUNDS_PER_ROUND = 3;
