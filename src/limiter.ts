@@ -144,6 +144,8 @@ interface Denial {
   readonly decision: Decision;
   /** The last answer given from this denial: repeated while its retryAfter stays the same. */
   last: Decision | undefined;
+  /** `last` has been given out more than once (and is frozen). */
+  shared: boolean;
 }
 
 /**
@@ -621,6 +623,7 @@ export class RateLimiter {
         list,
         decision,
         last: undefined,
+        shared: false,
       });
     } else if (denials.size !== 0) {
       // This instance just spent tokens, so a cached wait (for another cost) is now too short.
@@ -769,15 +772,29 @@ export class RateLimiter {
 function cachedDecision(hit: Denial, now: number): Decision {
   const retryAfter = Math.ceil(hit.until - now);
   // Within one millisecond the answer is the same: give the same frozen Decision (see RepeatMemo).
-  if (hit.last !== undefined && hit.last.retryAfter === retryAfter) return hit.last;
+  if (hit.last !== undefined && hit.last.retryAfter === retryAfter) {
+    // Frozen once it is handed out twice, as RepeatMemo does.
+    if (!hit.shared) {
+      Object.freeze(hit.last);
+      hit.shared = true;
+    }
+    return hit.last;
+  }
   const d = hit.decision;
-  // The store's clock has moved on by as much as the wait has shrunk.
-  hit.last = Object.freeze({
-    ...d,
+  // Spelled out in decide's field order, so cached answers share one hidden class with the store's.
+  hit.shared = false;
+  hit.last = {
+    allowed: d.allowed,
+    policy: d.policy,
+    limit: d.limit,
+    remaining: d.remaining,
+    resetAt: d.resetAt,
     retryAfter,
-    now: d.now + d.retryAfter - retryAfter,
+    policies: d.policies,
     reason: "cached",
-  });
+    // The store's clock has moved on by as much as the wait has shrunk.
+    now: d.now + d.retryAfter - retryAfter,
+  };
   return hit.last;
 }
 
