@@ -54,8 +54,16 @@ const monotonic = new TurnCache();
 const readDate = (): number => nativeDateNow();
 const readPerformance = (): number => performance.now();
 
-/** turnNow is the default clock: epoch milliseconds, read once per event-loop turn. */
-export const turnNow: Clock = () => (Date.now === nativeDateNow ? epoch.get(readDate) : Date.now());
+/**
+ * turnNow is the default clock: epoch milliseconds, read once per event-loop
+ * turn. Fake timers (@sinonjs/fake-timers, behind vitest's and jest's) mark
+ * their Date `isFake`: that catches them even when installed before this
+ * module loaded, when the Date.now seen here is already the fake one.
+ */
+export const turnNow: Clock = () => {
+  const date = Date as DateConstructor & { isFake?: boolean };
+  return date.now === nativeDateNow && date.isFake !== true ? epoch.get(readDate) : date.now();
+};
 
 /** turnMonotonic is `performance.now()`, read once per event-loop turn: for timing within this process. */
 export const turnMonotonic: Clock = () =>

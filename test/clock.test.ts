@@ -47,6 +47,15 @@ describe("the default clock (read once per event-loop turn)", () => {
     expect(turnNow()).toBe(1_002_500);
   });
 
+  it("follows fake timers installed before floodgate was loaded", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    vi.resetModules();
+    const fresh = await import("../src/clock.js");
+    expect(fresh.turnNow()).toBe(1_000_000);
+    vi.setSystemTime(1_005_000);
+    expect(fresh.turnNow()).toBe(1_005_000);
+  });
+
   it("lets a limiter built without a clock be tested with fake timers", async () => {
     vi.useFakeTimers({ now: 1_000_000 });
     const limiter = new RateLimiter({
