@@ -7,11 +7,7 @@
  */
 import { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import express5 from "express";
-import express4 from "express4";
 import fc from "fast-check";
-import Koa3 from "koa";
-import Koa2 from "koa2";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { rateLimit as nodeRateLimit } from "../../src/adapters/node/index.js";
 import { decide } from "../../src/core/decision.js";
@@ -27,13 +23,8 @@ import {
   RateLimiter,
   type Store,
 } from "../../src/index.js";
-import { appSpec, fakeClock, type Harness } from "../adapters/contract.js";
-import { expressHarness } from "../adapters/harnesses/express.js";
-import { fastifyHarness } from "../adapters/harnesses/fastify.js";
-import { fetchHarness } from "../adapters/harnesses/fetch.js";
-import { honoHarness } from "../adapters/harnesses/hono.js";
-import { koaHarness } from "../adapters/harnesses/koa.js";
-import { nodeHarness } from "../adapters/harnesses/node.js";
+import { appSpec, fakeClock } from "../adapters/contract.js";
+import { allHarnesses } from "../adapters/harnesses/all.js";
 import { rawRequest, socketless } from "../helpers/raw-http.js";
 import { parseRateLimitList } from "../ratelimit-fields.js";
 
@@ -279,16 +270,7 @@ describe("guarantee: header values carry numbers only, never CR/LF", () => {
   });
 });
 
-const harnesses: Harness[] = [
-  fastifyHarness,
-  expressHarness("express 5", express5),
-  expressHarness("express 4", express4),
-  honoHarness,
-  koaHarness("koa 3", Koa3),
-  koaHarness("koa 2", Koa2),
-  nodeHarness,
-  fetchHarness,
-];
+const harnesses = allHarnesses;
 
 const CRLF = "\r\n";
 const get = (target: string, headers: string[] = [], version = "1.1") =>

@@ -5,34 +5,16 @@
  * requests it counts as would-block (limiter events and Prometheus
  * `shadow_limited`) are exactly the ones enforce mode answered with 429.
  */
-import express5 from "express";
-import express4 from "express4";
 import fc from "fast-check";
-import Koa3 from "koa";
-import Koa2 from "koa2";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { keys } from "../../src/http/keys.js";
 import { RateLimiter } from "../../src/index.js";
 import { prometheusMetrics } from "../../src/metrics/prometheus.js";
 import { appSpec, fakeClock, type Harness, type Server, send, T0 } from "../adapters/contract.js";
-import { expressHarness } from "../adapters/harnesses/express.js";
-import { fastifyHarness } from "../adapters/harnesses/fastify.js";
-import { fetchHarness } from "../adapters/harnesses/fetch.js";
-import { honoHarness } from "../adapters/harnesses/hono.js";
-import { koaHarness } from "../adapters/harnesses/koa.js";
-import { nodeHarness } from "../adapters/harnesses/node.js";
+import { allHarnesses } from "../adapters/harnesses/all.js";
 
-const harnesses: Harness[] = [
-  fastifyHarness,
-  expressHarness("express 5", express5),
-  expressHarness("express 4", express4),
-  honoHarness,
-  koaHarness("koa 3", Koa3),
-  koaHarness("koa 2", Koa2),
-  nodeHarness,
-  fetchHarness,
-];
+const harnesses = allHarnesses;
 
 const policies = [
   { name: "burst", capacity: 6, refillRate: 2, interval: 1000 },

@@ -11,34 +11,17 @@
 import { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { BlockList, isIP } from "node:net";
-import express5 from "express";
-import express4 from "express4";
 import fc from "fast-check";
-import Koa3 from "koa";
-import Koa2 from "koa2";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { addressKey } from "../../src/http/ip.js";
 import { keys, type RequestReader } from "../../src/http/keys.js";
 import { MemoryStore } from "../../src/index.js";
 import { appSpec, type Harness } from "../adapters/contract.js";
-import { expressHarness } from "../adapters/harnesses/express.js";
-import { fastifyHarness } from "../adapters/harnesses/fastify.js";
-import { fetchHarness } from "../adapters/harnesses/fetch.js";
-import { honoHarness } from "../adapters/harnesses/hono.js";
-import { koaHarness } from "../adapters/harnesses/koa.js";
+import { allHarnesses } from "../adapters/harnesses/all.js";
 import { nodeHarness } from "../adapters/harnesses/node.js";
 import { closeAgents, get } from "../helpers/http-client.js";
 
-const harnesses: Harness[] = [
-  fastifyHarness,
-  expressHarness("express 5", express5),
-  expressHarness("express 4", express4),
-  honoHarness,
-  koaHarness("koa 3", Koa3),
-  koaHarness("koa 2", Koa2),
-  nodeHarness,
-  fetchHarness,
-];
+const harnesses = allHarnesses;
 
 /** A bucket big enough that nothing is denied: every request must spend from the one bucket its key names. */
 const roomy = { name: "roomy", capacity: 1_000_000_000, refillRate: 1, interval: 60_000 };
