@@ -13,7 +13,12 @@ import type { RequestHandler } from "express";
 import { DIST_ENV } from "../lib/floodgate.js";
 
 export type Framework = "fastify" | "express" | "hono";
-export type LimiterKind = "none" | "floodgate" | "peer";
+/**
+ * `noop` and `headers` are floors, not limiters: a middleware that does
+ * nothing (what the framework charges for any middleware) and one that only
+ * sets floodgate's five default headers with fixed values.
+ */
+export type LimiterKind = "none" | "floodgate" | "peer" | "noop" | "headers";
 export type PathKind = "allowed" | "rejected";
 
 export interface ServerJob {
@@ -30,6 +35,14 @@ export interface Mark {
 
 const HOUR = 3_600_000;
 const BODY = { message: "Hello, world!" };
+/** floodgate's default headers on the allowed path of this bench's policy, as one response sent them. */
+const FIXED_HEADERS: readonly (readonly [string, string])[] = [
+  ["X-RateLimit-Limit", "1000000000"],
+  ["X-RateLimit-Remaining", "999999999"],
+  ["X-RateLimit-Reset", "1795787700"],
+  ["RateLimit-Policy", '"default";q=1000000000;w=3600000000000'],
+  ["RateLimit", '"default";r=999999999;t=3600'],
+];
 
 /** limits: `capacity` requests per hour. */
 function capacity(path: PathKind): number {
@@ -58,6 +71,13 @@ async function fastifyServer(job: ServerJob): Promise<Server> {
   } else if (job.limiter === "peer") {
     const { default: rateLimit } = await import("@fastify/rate-limit");
     await app.register(rateLimit, { max: capacity(job.path), timeWindow: HOUR });
+  } else if (job.limiter === "noop") {
+    app.addHook("onRequest", (_request, _reply, done) => done());
+  } else if (job.limiter === "headers") {
+    app.addHook("onRequest", (_request, reply, done) => {
+      for (const [name, value] of FIXED_HEADERS) reply.header(name, value);
+      done();
+    });
   }
   app.get("/", async () => BODY);
   await app.listen({ host: "127.0.0.1", port: 0 });
@@ -76,6 +96,13 @@ async function expressServer(job: ServerJob): Promise<Server> {
   } else if (job.limiter === "peer") {
     const { rateLimit } = await import("express-rate-limit");
     app.use(rateLimit({ windowMs: HOUR, limit: capacity(job.path) }));
+  } else if (job.limiter === "noop") {
+    app.use((_req, _res, next) => next());
+  } else if (job.limiter === "headers") {
+    app.use((_req, res, next) => {
+      for (const [name, value] of FIXED_HEADERS) res.setHeader(name, value);
+      next();
+    });
   }
   app.get("/", (_req, res) => {
     res.json(BODY);
@@ -106,6 +133,15 @@ async function honoServer(job: ServerJob): Promise<Server> {
             .remoteAddress ?? "",
       }),
     );
+  } else if (job.limiter === "noop") {
+    app.use((_c, next) => next());
+  } else if (job.limiter === "headers") {
+    // Where floodgate/hono puts its headers on @hono/node-server: the Node response.
+    app.use((c, next) => {
+      const outgoing = (c.env as { outgoing: { setHeader(n: string, v: string): void } }).outgoing;
+      for (const [name, value] of FIXED_HEADERS) outgoing.setHeader(name, value);
+      return next();
+    });
   }
   app.get("/", (c) => c.json(BODY));
   return await new Promise<Server>((resolve) => {

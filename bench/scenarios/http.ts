@@ -25,6 +25,8 @@ const PACKAGE: Record<Framework, string> = {
 /** The (limiter, path) pairs measured per framework; no limiter has no rejected path. */
 const SERVERS: readonly [LimiterKind, PathKind][] = [
   ["none", "allowed"],
+  ["noop", "allowed"],
+  ["headers", "allowed"],
   ["floodgate", "allowed"],
   ["peer", "allowed"],
   ["floodgate", "rejected"],
@@ -236,7 +238,10 @@ async function measure(config: Config): Promise<HttpRun> {
     versions[PEER[f]] = version(PEER[f]);
   }
   versions.autocannon = version("autocannon");
-  for (const framework of FRAMEWORKS) {
+  // `--only fastify,hono` measures those frameworks alone.
+  const named = FRAMEWORKS.filter((f) => config.only.includes(f));
+  const chosen = named.length > 0 ? named : FRAMEWORKS;
+  for (const framework of chosen) {
     const servers = SERVERS.filter(([l]) => l !== "floodgate" || !missing.includes(framework));
     await measureFramework(framework, servers, rounds, runs);
   }
@@ -298,17 +303,29 @@ function report(data: RunData) {
   }
   const rows: string[][] = [];
   const cpuRows: string[][] = [];
+  const floorRows: string[][] = [];
   const targets: Target[] = [];
+  const vs = (a: string, b: string) => pairedRatio(series(r, a, "rps"), series(r, b, "rps"));
+  const cpuVs = (a: string, b: string) => pairedRatio(series(r, b, "cpuUs"), series(r, a, "cpuUs"));
+  const both = (a: string, b: string) => `${ratio(vs(a, b))} (${ratio(cpuVs(a, b))})`;
   for (const f of FRAMEWORKS) {
     const base = `${f}:none:allowed`;
+    const noop = `${f}:noop:allowed`;
+    const fixed = `${f}:headers:allowed`;
+    floorRows.push([
+      `${f} ${version(PACKAGE[f])}`,
+      both(noop, base),
+      both(fixed, base),
+      both(`${f}:floodgate:allowed`, base),
+      both(`${f}:floodgate:allowed`, fixed),
+    ]);
+    // What the framework charges any limiter that sends floodgate's default headers.
+    const floors = `; floors: any middleware ${ratio(vs(noop, base))}, five fixed headers ${ratio(vs(fixed, base))}`;
     for (const path of ["allowed", "rejected"] as const) {
       const fg = `${f}:floodgate:${path}`;
       const peer = `${f}:peer:${path}`;
       const rpsOf = (id: string) => median(series(r, id, "rps"));
       const cpuOf = (id: string) => median(series(r, id, "cpuUs"));
-      const vs = (a: string, b: string) => pairedRatio(series(r, a, "rps"), series(r, b, "rps"));
-      const cpuVs = (a: string, b: string) =>
-        pairedRatio(series(r, b, "cpuUs"), series(r, a, "cpuUs"));
       rows.push([
         `${f} ${version(PACKAGE[f])}`,
         path,
@@ -335,14 +352,14 @@ function report(data: RunData) {
         const v = vs(fg, base);
         targets.push({
           target: `HTTP ${f}: floodgate >= 0.95 of no-limiter req/s (allowed path)`,
-          measured: `${ratio(v)} (server CPU: ${ratio(cpuVs(fg, base))})`,
+          measured: `${ratio(v)} (server CPU: ${ratio(cpuVs(fg, base))}${floors})`,
           met: Number.isFinite(v) ? v >= 0.95 : null,
         });
       } else {
         const v = vs(fg, base);
         targets.push({
           target: `HTTP ${f}: all-rejected path >= no-limiter allowed path (req/s)`,
-          measured: `${ratio(v)} (server CPU: ${ratio(cpuVs(fg, base))})`,
+          measured: `${ratio(v)} (server CPU: ${ratio(cpuVs(fg, base))}${floors})`,
           met: Number.isFinite(v) ? v >= 1 : null,
         });
       }
@@ -401,6 +418,21 @@ function report(data: RunData) {
         "floodgate ÷ peer (CPU)",
       ],
       cpuRows,
+    ),
+    "",
+    "Floors, allowed path: what any middleware costs (one that does nothing), and one that only",
+    "sets floodgate's five default headers with fixed values, beside floodgate; req/s ratios,",
+    "server-CPU ratios in brackets (throughput-equivalent, as above).",
+    "",
+    table(
+      [
+        "framework",
+        "any middleware ÷ none",
+        "five fixed headers ÷ none",
+        "floodgate ÷ none",
+        "floodgate ÷ five fixed headers",
+      ],
+      floorRows,
     ),
     "",
     `Peers: ${FRAMEWORKS.map((f) => `${PEER[f]} ${r.versions[PEER[f]]}`).join(", ")}.`,
