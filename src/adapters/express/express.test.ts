@@ -137,7 +137,7 @@ describe("floodgate/express", () => {
     expect(await (await fetch(url)).text()).toBe("streaming ");
   });
 
-  it("stacks with floodgate/node on the same request, adding no key to the request but rateLimit", async () => {
+  it("stacks with floodgate/node on the same request, adding no key to the request", async () => {
     const app = express();
     let before: (string | symbol)[] = [];
     app.use((req, _res, next) => {
@@ -164,7 +164,42 @@ describe("floodgate/express", () => {
     expect(first.headers.get("ratelimit")).toBe('"burst";r=9;t=1, "strict";r=1;t=60');
     expect(first.headers.get("x-ratelimit-limit")).toBe("2");
     await first.text();
-    expect(added).toEqual(["rateLimit"]);
+    // req.rateLimit reads res.locals through the app's request prototype (see decision-property.ts).
+    expect(added).toEqual([]);
+  });
+
+  it("shows req.rateLimit in mounted apps and routers, and lets later middleware replace it", async () => {
+    const app = express();
+    const sub = express();
+    const router = express.Router();
+    app.use(rateLimit({ policy: burst }));
+    sub.get("/", (req, res) => {
+      res.json({ remaining: req.rateLimit?.remaining });
+    });
+    router.get("/", (req, _res, next) => {
+      req.rateLimit = { ...(req.rateLimit as NonNullable<typeof req.rateLimit>), remaining: -1 };
+      next();
+    });
+    router.get("/", (req, res) => {
+      res.json({ remaining: req.rateLimit?.remaining, own: Object.hasOwn(req, "rateLimit") });
+    });
+    app.use("/sub", sub);
+    app.use("/router", router);
+    app.get("/", (req, res) => {
+      res.json({ remaining: req.rateLimit?.remaining });
+    });
+    const other = express();
+    other.get("/", (req, res) => {
+      res.json({ seen: req.rateLimit === undefined ? "none" : "some" });
+    });
+    const url = await serve(app);
+    const otherUrl = await serve(other);
+    expect(await (await fetch(`${url}/`)).json()).toEqual({ remaining: 9 });
+    expect(await (await fetch(`${url}/sub`)).json()).toEqual({ remaining: 8 });
+    expect(await (await fetch(`${url}/router`)).json()).toEqual({ remaining: -1, own: true });
+    expect(await (await fetch(`${url}/`)).json()).toEqual({ remaining: 6 });
+    // An app without the limiter sees nothing, though the same process defined the accessor elsewhere.
+    expect(await (await fetch(otherUrl)).json()).toEqual({ seen: "none" });
   });
 
   it("waits for an async key, and passes its failure to next(error)", async () => {

@@ -11,6 +11,7 @@ import {
   type RateLimitOutcome,
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
+import { setDecision } from "../decision-property.js";
 import { incomingReader } from "../incoming.js";
 import { type Bag, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
@@ -84,7 +85,7 @@ function answer(
   const bag = bagOf(res);
   const decision = outcome.decision;
   const earlier = stackedIn(bag) === undefined ? undefined : req.rateLimit;
-  req.rateLimit = earlier === undefined ? decision : stricter(earlier, decision);
+  setDecision(req, earlier === undefined ? decision : stricter(earlier, decision));
   const limited = outcome.limited;
   if (res.headersSent) {
     // Another middleware has already answered: add nothing; a limited request still stops here.

@@ -11,6 +11,7 @@ import {
   type RateLimitOutcome,
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
+import { setDecision } from "../decision-property.js";
 import { incomingReader } from "../incoming.js";
 import { type Bag, record, recordIn, stacked, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
@@ -61,10 +62,12 @@ function answer(
   const bag = typeof locals === "object" && locals !== null ? (locals as Bag) : undefined;
   const decision = outcome.decision;
   const earlier = bag === undefined ? stacked(req) : stackedIn(bag);
-  req.rateLimit =
+  setDecision(
+    req,
     earlier !== undefined && req.rateLimit !== undefined
       ? stricter(req.rateLimit, decision)
-      : decision;
+      : decision,
+  );
   const limited = outcome.limited;
   if (res.headersSent) {
     // Someone has already answered: add nothing; a limited request still stops here.
