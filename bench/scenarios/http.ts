@@ -36,8 +36,10 @@ const SERVERS: readonly [LimiterKind, PathKind][] = [
 const CONNECTIONS = 50;
 /** Seconds of each measured burst. */
 const BURST_S = 1;
-/** Seconds of each server's one burst in the unmeasured warm-up round. */
-const WARMUP_S = 2;
+/** Seconds of each server's one burst in the unmeasured warm-up round of each generation. */
+const WARMUP_S = 1;
+/** Sets of fresh server processes the rounds are split over. */
+const GENERATIONS = 3;
 /** Rounds of bursts per round of the suite: `--rounds N` gives 3N rounds here. */
 const ROUNDS_PER_ROUND = 3;
 
@@ -59,6 +61,8 @@ interface HttpRun {
   /** Seconds of each measured burst. */
   durationS: number;
   warmupS: number;
+  /** Sets of fresh server processes the rounds were split over (absent in older results: 1). */
+  generations?: number;
   /** Measured rounds per framework (each gives every server one burst). */
   rounds: number;
   /** Frameworks measured without floodgate because dist/<framework>.js was missing. */
@@ -170,10 +174,43 @@ function order<T>(list: readonly T[], round: number): T[] {
 }
 
 /**
- * measureFramework starts all servers of one framework side by side, gives
- * each a warm-up burst, then runs `rounds` rounds in which every server gets
- * one burst of `BURST_S` seconds, in a different order each round. A server
- * that fails to start, or a burst that fails, leaves null in its rounds.
+ * startAll starts one process per server of `framework` side by side and
+ * gives each a warm-up burst; a server that fails to start is left out
+ * (and logged).
+ */
+async function startAll(
+  framework: Framework,
+  servers: readonly [LimiterKind, PathKind][],
+): Promise<{ id: string; path: PathKind; server: Running }[]> {
+  const started = await Promise.allSettled(
+    servers.map(([limiter, path]) => startServer({ framework, limiter, path })),
+  );
+  const live: { id: string; path: PathKind; server: Running }[] = [];
+  servers.forEach(([limiter, path], i) => {
+    const s = started[i];
+    if (s?.status === "fulfilled")
+      live.push({ id: `${framework}:${limiter}:${path}`, path, server: s.value });
+    else log(String(s?.reason));
+  });
+  log(`bench: http ${framework} warm-up`);
+  for (const { id, server } of live) {
+    try {
+      await burst(server, WARMUP_S);
+    } catch (error) {
+      log(`bench: ${id} warm-up: ${String(error)}`);
+    }
+  }
+  return live;
+}
+
+/**
+ * measureFramework runs `rounds` rounds in which every server of one
+ * framework gets one burst of `BURST_S` seconds, in a different order each
+ * round. The rounds are split over GENERATIONS sets of fresh server
+ * processes: two processes of the same server differ by a few percent for
+ * their whole life (where the JIT put their code, how their heap grew), and
+ * fresh ones spread that over every contender instead of fixing it on one.
+ * A server that fails to start, or a burst that fails, leaves null.
  */
 async function measureFramework(
   framework: Framework,
@@ -181,50 +218,36 @@ async function measureFramework(
   rounds: number,
   runs: HttpRun["runs"],
 ): Promise<void> {
-  const started = await Promise.allSettled(
-    servers.map(([limiter, path]) => startServer({ framework, limiter, path })),
-  );
-  const live: { id: string; path: PathKind; server: Running }[] = [];
-  servers.forEach(([limiter, path], i) => {
-    const id = `${framework}:${limiter}:${path}`;
-    runs[id] = [];
-    const s = started[i];
-    if (s?.status === "fulfilled") live.push({ id, path, server: s.value });
-    else {
-      log(String(s?.reason));
-      runs[id] = Array.from({ length: rounds }, () => null);
-    }
-  });
-  try {
-    log(`bench: http ${framework} warm-up`);
-    for (const { id, server } of live) {
-      try {
-        await burst(server, WARMUP_S);
-      } catch (error) {
-        log(`bench: ${id} warm-up: ${String(error)}`);
-      }
-    }
-    for (let round = 0; round < rounds; round++) {
-      log(`bench: http ${framework} round ${round + 1}/${rounds}`);
-      const results = new Map<string, HttpResult | null>();
-      for (const { id, path, server } of order(live, round)) {
-        let r: HttpResult | null = null;
-        try {
-          r = await burst(server, BURST_S);
-          const expected = path === "allowed" ? 0 : 1;
-          if (Math.abs(r.non2xx - expected) > 0.01 || r.errors > 0) {
-            log(`bench: ${id}: ${r.non2xx} non-2xx, ${r.errors} errors: burst discarded`);
-            r = null;
+  const ids = servers.map(([limiter, path]) => `${framework}:${limiter}:${path}`);
+  for (const id of ids) runs[id] = [];
+  const generations = Math.min(GENERATIONS, rounds);
+  let round = 0;
+  for (let g = 0; g < generations; g++) {
+    const live = await startAll(framework, servers);
+    try {
+      const until = Math.round((rounds * (g + 1)) / generations);
+      for (; round < until; round++) {
+        log(`bench: http ${framework} round ${round + 1}/${rounds}`);
+        const results = new Map<string, HttpResult | null>();
+        for (const { id, path, server } of order(live, round)) {
+          let r: HttpResult | null = null;
+          try {
+            r = await burst(server, BURST_S);
+            const expected = path === "allowed" ? 0 : 1;
+            if (Math.abs(r.non2xx - expected) > 0.01 || r.errors > 0) {
+              log(`bench: ${id}: ${r.non2xx} non-2xx, ${r.errors} errors: burst discarded`);
+              r = null;
+            }
+          } catch (error) {
+            log(`bench: ${id}: ${String(error)}`);
           }
-        } catch (error) {
-          log(`bench: ${id}: ${String(error)}`);
+          results.set(id, r);
         }
-        results.set(id, r);
+        for (const id of ids) runs[id]?.push(results.get(id) ?? null);
       }
-      for (const { id } of live) runs[id]?.push(results.get(id) ?? null);
+    } finally {
+      for (const { server } of live) server.stop();
     }
-  } finally {
-    for (const { server } of live) server.stop();
   }
 }
 
@@ -250,6 +273,7 @@ async function measure(config: Config): Promise<HttpRun> {
     connections: CONNECTIONS,
     durationS: BURST_S,
     warmupS: WARMUP_S,
+    generations: Math.min(GENERATIONS, rounds),
     rounds,
     missing,
     versions,
@@ -373,9 +397,10 @@ function report(data: RunData) {
   }
   const markdown = [
     `Hello-world \`GET /\` (JSON body), one server process per (framework, limiter, path); all servers of one`,
-    `framework run side by side. autocannon ${r.versions.autocannon} in the run's process, ${r.connections} connections, gives each`,
-    `server a ${r.warmupS} s warm-up burst, then ${r.rounds} rounds in which each server gets one ${r.durationS} s burst (order rotated,`,
-    "and reversed every other round); medians over rounds, ratios are medians of per-round ratios (the",
+    `framework run side by side. autocannon ${r.versions.autocannon} in the run's process, ${r.connections} connections, runs ${r.rounds} rounds`,
+    `in which each server gets one ${r.durationS} s burst (order rotated, and reversed every other round), split over ${r.generations ?? 1} sets of`,
+    `fresh server processes, each started with a ${r.warmupS} s warm-up burst per server (two processes of one server differ by`,
+    "a few percent for their whole life). Medians over rounds; ratios are medians of per-round ratios (the",
     "servers compared in one round ran seconds apart). Allowed path: a limit no run reaches (1e9 per",
     "hour); rejected path: 1 per hour, so every request after the first is a 429 (one client:",
     "loopback). Each limiter with its defaults (floodgate: legacy and IETF headers; the peers: their",
