@@ -3,8 +3,9 @@
 // and V8 adds a property to such an object on its slow path: 2 to 7 us per
 // request measured in an Express 5 middleware on Node 20, more than the whole
 // decision. So under Express the decision is kept in `res.locals` and
-// `rateLimit` is an accessor defined once on the app's request prototype,
-// which reads it from there. Elsewhere it stays a plain property.
+// `rateLimit` is an accessor defined once on the app's request prototype (the
+// root app's, for mounted apps), which reads it from there. Elsewhere it
+// stays a plain property.
 import type { Decision } from "../core/decision.js";
 
 /** DECISION is the registered symbol under which `res.locals` keeps the request's decision. */
@@ -67,10 +68,28 @@ export function setDecision(req: object, decision: Decision): void {
   r.rateLimit = decision;
 }
 
-/** expose defines the accessor on an app's request prototype, unless something else owns the name there. */
+/**
+ * expose defines the accessor once per Express app tree, on its root app's
+ * request prototype: a mounted app's request prototype inherits from its
+ * parent's, so a decision made in a sub-app still reads after the request
+ * falls through to the parent. It declines when something else owns the
+ * name on the way.
+ */
 function expose(proto: object): boolean {
-  if (Object.hasOwn(proto, "rateLimit")) return false;
-  Object.defineProperty(proto, "rateLimit", accessor);
+  let root = proto;
+  for (;;) {
+    if (Object.hasOwn(root, "rateLimit")) {
+      if (!exposed.has(root)) return false;
+      break;
+    }
+    const parent: unknown = Object.getPrototypeOf(root);
+    if (typeof parent !== "object" || parent === null || !Object.hasOwn(parent, "app")) {
+      Object.defineProperty(root, "rateLimit", accessor);
+      exposed.add(root);
+      break;
+    }
+    root = parent;
+  }
   exposed.add(proto);
   return true;
 }

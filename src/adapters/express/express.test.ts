@@ -202,6 +202,18 @@ describe("floodgate/express", () => {
     expect(await (await fetch(otherUrl)).json()).toEqual({ seen: "none" });
   });
 
+  it("keeps a sub-app's decision when the request falls through to the parent app", async () => {
+    const app = express();
+    const sub = express();
+    sub.use(rateLimit({ policy: burst }));
+    app.use("/api", sub);
+    app.get("/api/late", (req, res) => {
+      res.json({ remaining: req.rateLimit?.remaining });
+    });
+    const url = await serve(app);
+    expect(await (await fetch(`${url}/api/late`)).json()).toEqual({ remaining: 9 });
+  });
+
   it("waits for an async key, and passes its failure to next(error)", async () => {
     const app = express();
     app.use(
