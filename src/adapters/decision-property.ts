@@ -3,9 +3,8 @@
 // and V8 adds a property to such an object on its slow path: 2 to 7 us per
 // request measured in an Express 5 middleware on Node 20, more than the whole
 // decision. So under Express the decision is kept in `res.locals` and
-// `rateLimit` is an accessor defined once on the app's request prototype (the
-// root app's, for mounted apps), which reads it from there. Elsewhere it
-// stays a plain property.
+// `rateLimit` is an accessor defined once on Express's base request
+// prototype, which reads it from there. Elsewhere it stays a plain property.
 import type { Decision } from "../core/decision.js";
 
 /** DECISION is the registered symbol under which `res.locals` keeps the request's decision. */
@@ -68,27 +67,42 @@ export function setDecision(req: object, decision: Decision): void {
   r.rateLimit = decision;
 }
 
+/** Prototypes where something else owns `rateLimit`: those requests keep a plain property. */
+const declined = new WeakSet<object>();
+
 /**
- * expose defines the accessor once per Express app tree, on its root app's
- * request prototype: a mounted app's request prototype inherits from its
- * parent's, so a decision made in a sub-app still reads after the request
- * falls through to the parent. It declines when something else owns the
- * name on the way.
+ * expose defines the accessor once per copy of Express, on its base request
+ * prototype (the object every app's `request` inherits from, never Node's
+ * IncomingMessage.prototype): a request switches app prototypes as it goes
+ * through mounted apps, apps called as functions and apps mounted twice, and
+ * the decision must read in all of them. It declines, and remembers it, when
+ * something else owns the name on the way.
  */
 function expose(proto: object): boolean {
-  let root = proto;
+  if (declined.has(proto)) return false;
+  let at = proto;
   for (;;) {
-    if (Object.hasOwn(root, "rateLimit")) {
-      if (!exposed.has(root)) return false;
+    if (Object.hasOwn(at, "rateLimit")) {
+      if (exposed.has(at)) break;
+      declined.add(proto);
+      return false;
+    }
+    if (!Object.hasOwn(at, "app")) {
+      // Express's base request defines req.get; Node's own prototypes do not.
+      if (typeof Object.getOwnPropertyDescriptor(at, "get")?.value !== "function") {
+        declined.add(proto);
+        return false;
+      }
+      Object.defineProperty(at, "rateLimit", accessor);
+      exposed.add(at);
       break;
     }
-    const parent: unknown = Object.getPrototypeOf(root);
-    if (typeof parent !== "object" || parent === null || !Object.hasOwn(parent, "app")) {
-      Object.defineProperty(root, "rateLimit", accessor);
-      exposed.add(root);
-      break;
+    const parent: unknown = Object.getPrototypeOf(at);
+    if (typeof parent !== "object" || parent === null) {
+      declined.add(proto);
+      return false;
     }
-    root = parent;
+    at = parent;
   }
   exposed.add(proto);
   return true;

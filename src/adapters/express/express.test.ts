@@ -214,6 +214,34 @@ describe("floodgate/express", () => {
     expect(await (await fetch(`${url}/api/late`)).json()).toEqual({ remaining: 9 });
   });
 
+  it("shows the strictest decision across an app called as a function and one mounted twice", async () => {
+    const outer = express();
+    const inner = express();
+    const shared = express();
+    const other = express();
+    outer.use(
+      rateLimit({ policy: { name: "outer", capacity: 3, refillRate: 1, interval: 60_000 } }),
+    );
+    inner.use(
+      rateLimit({ policy: { name: "inner", capacity: 100, refillRate: 1, interval: 60_000 } }),
+    );
+    inner.get("/inner", (req, res) => {
+      res.json({ remaining: req.rateLimit?.remaining });
+    });
+    outer.use((req, res, next) => inner(req, res, next));
+    // Mounted in outer, then in other: its prototype now follows other's.
+    outer.use("/shared", shared);
+    other.use("/shared", shared);
+    outer.get("/shared/late", (req, res) => {
+      res.json({ remaining: req.rateLimit?.remaining });
+    });
+    const url = await serve(outer);
+    const inside = await fetch(`${url}/inner`);
+    expect(inside.headers.get("x-ratelimit-remaining")).toBe("2");
+    expect(await inside.json()).toEqual({ remaining: 2 });
+    expect(await (await fetch(`${url}/shared/late`)).json()).toEqual({ remaining: 1 });
+  });
+
   it("waits for an async key, and passes its failure to next(error)", async () => {
     const app = express();
     app.use(
