@@ -5,6 +5,7 @@
  *   npm run bench -- --quick            # shorter: fewer rounds and sizes (about a minute)
  *   npm run bench:memory                # one scenario: memory | heap | scaling | http | redis
  *   tsx bench/run.ts memory heap --rounds 7 --only floodgate,inline-await
+ *   tsx bench/run.ts http --only fastify,hono   # http: --only names frameworks
  *
  * Every job runs in a fresh child process against the built dist/; contenders
  * alternate within each round; the report gives medians and ratios measured
