@@ -164,7 +164,7 @@ describe("floodgate/express", () => {
     expect(first.headers.get("ratelimit")).toBe('"burst";r=9;t=1, "strict";r=1;t=60');
     expect(first.headers.get("x-ratelimit-limit")).toBe("2");
     await first.text();
-    // req.rateLimit reads res.locals through the app's request prototype (see decision-property.ts).
+    // req.rateLimit reads res.locals through Express's base request prototype (see decision-property.ts).
     expect(added).toEqual([]);
   });
 
