@@ -6,6 +6,7 @@
 // `rateLimit` is an accessor defined once on Express's base request
 // prototype, which reads it from there. Elsewhere it stays a plain property.
 import type { Decision } from "../core/decision.js";
+import { localsOf } from "./stack.js";
 
 /** DECISION is the registered symbol under which `res.locals` keeps the request's decision. */
 const DECISION: unique symbol = Symbol.for("floodgate.decision") as never;
@@ -19,16 +20,15 @@ interface ExpressLike {
   rateLimit?: Decision | undefined;
 }
 
-function localsOf(req: ExpressLike): Locals | undefined {
-  const locals = req.res?.locals;
-  return typeof locals === "object" && locals !== null ? (locals as Locals) : undefined;
+function decisionsOf(req: ExpressLike): Locals | undefined {
+  return localsOf(req.res) as Locals | undefined;
 }
 
 const accessor: PropertyDescriptor = {
   configurable: true,
   enumerable: false,
   get(this: ExpressLike): Decision | undefined {
-    return localsOf(this)?.[DECISION];
+    return decisionsOf(this)?.[DECISION];
   },
   // Assigning req.rateLimit (another middleware, a test) gives the request its own property, as before.
   set(this: object, value: unknown) {
@@ -52,7 +52,7 @@ const exposed = new WeakSet<object>();
 export function setDecision(req: object, decision: Decision): void {
   const r = req as ExpressLike;
   const proto: unknown = Object.getPrototypeOf(req);
-  const locals = localsOf(r);
+  const locals = decisionsOf(r);
   if (
     locals !== undefined &&
     typeof proto === "object" &&

@@ -26,6 +26,15 @@ export interface Bag {
 }
 
 /**
+ * localsOf returns a response's `locals` (Express, and stacks like it) when it
+ * is an object: the Bag of that request.
+ */
+export function localsOf(res: unknown): Bag | undefined {
+  const locals = (res as { locals?: unknown } | undefined)?.locals;
+  return typeof locals === "object" && locals !== null ? (locals as Bag) : undefined;
+}
+
+/**
  * Holder is a request floodgate has no per-request object for (plain
  * node:http, Fetch): its headers are kept in a registered WeakMap keyed by it.
  */

@@ -13,7 +13,7 @@ import {
 import type { RateLimiter } from "../../limiter.js";
 import { setDecision } from "../decision-property.js";
 import { incomingReader } from "../incoming.js";
-import { type Bag, recordIn, stackedIn, stricter } from "../stack.js";
+import { type Bag, localsOf, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 declare global {
@@ -71,8 +71,7 @@ function trustWarning(req: Request, warnings: Warnings): void {
  * removed it), so the request object keeps its shape.
  */
 function bagOf(res: Response): Bag {
-  const locals = res.locals as unknown;
-  return typeof locals === "object" && locals !== null ? (locals as Bag) : (res as Bag);
+  return localsOf(res) ?? (res as Bag);
 }
 
 function answer(

@@ -13,7 +13,7 @@ import {
 import type { RateLimiter } from "../../limiter.js";
 import { setDecision } from "../decision-property.js";
 import { incomingReader } from "../incoming.js";
-import { type Bag, record, recordIn, stacked, stackedIn, stricter } from "../stack.js";
+import { localsOf, record, recordIn, stacked, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 /** RateLimitedRequest is a request floodgate has decided: `rateLimit` is its decision (the strictest one when limiters are stacked). */
@@ -58,8 +58,7 @@ function answer(
 ): Promise<boolean> {
   // Under Express (or any stack that gives `res.locals`) the headers are kept
   // where floodgate/express keeps them, so the two stack; else by request.
-  const locals = (res as { locals?: unknown }).locals;
-  const bag = typeof locals === "object" && locals !== null ? (locals as Bag) : undefined;
+  const bag = localsOf(res);
   const decision = outcome.decision;
   const earlier = bag === undefined ? stacked(req) : stackedIn(bag);
   setDecision(
