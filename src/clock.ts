@@ -1,4 +1,5 @@
-import type { Clock } from "./stores/store.js";
+/** Clock returns the current time in epoch milliseconds. */
+export type Clock = () => number;
 
 /**
  * Reading the system clock costs a system call on some virtual machines

@@ -1,6 +1,8 @@
+export type { Clock } from "./clock.js";
 export type { BucketState } from "./core/bucket.js";
 export type { Decision, DecisionReason, PolicyState, StoreReply } from "./core/decision.js";
 export {
+  ClosedError,
   ConfigError,
   CostError,
   FloodgateError,
@@ -54,7 +56,7 @@ export type {
   RedisClientLike,
 } from "./stores/redis/clients.js";
 export { RedisStore, type RedisStoreOptions } from "./stores/redis/redis-store.js";
-export type { Clock, Store } from "./stores/store.js";
+export type { Store } from "./stores/store.js";
 export {
   StoreReplyError,
   StoreTimeoutError,

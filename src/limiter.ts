@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { turnMonotonic, turnNow } from "./clock.js";
+import { type Clock, turnMonotonic, turnNow } from "./clock.js";
 import { type Decision, decide, RepeatMemo, type StoreReply } from "./core/decision.js";
 import { ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
 import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
@@ -7,7 +7,7 @@ import { LimiterEvents, outcomeOf } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
 import { type TopKey, TopLimited } from "./metrics/top-keys.js";
 import { MemoryStore } from "./stores/memory-store.js";
-import type { Clock, Store } from "./stores/store.js";
+import type { Store } from "./stores/store.js";
 import { StoreTimeoutError } from "./stores/store-errors.js";
 
 /**

@@ -1,5 +1,5 @@
+import type { Clock } from "./clock.js";
 import type { LimiterEventName, LimiterEvents } from "./events.js";
-import type { Clock } from "./stores/store.js";
 
 /** LogMethod is one level of a pino-style logger: a fields object, then a message. */
 export type LogMethod = (fields: Record<string, unknown>, message: string) => void;

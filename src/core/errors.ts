@@ -65,6 +65,18 @@ export class WaitTimeoutError extends FloodgateError {
   }
 }
 
+/**
+ * ClosedError rejects every call made to a RateLimiter or a store after its
+ * `close()`: a closed limiter never decides from a fresh bucket.
+ */
+export class ClosedError extends FloodgateError {
+  override name = "ClosedError" as const;
+
+  constructor(what: string) {
+    super("ERR_FLOODGATE_CLOSED", `floodgate: ${what} is closed; build a new one to decide again`);
+  }
+}
+
 /** Renders a value for an error message: strings quoted, everything else as typed. */
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);

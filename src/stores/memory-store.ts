@@ -1,10 +1,11 @@
+import type { Clock } from "../clock.js";
 import { turnNow } from "../clock.js";
 import type { BucketState } from "../core/bucket.js";
 import { refill, untilFull } from "../core/bucket.js";
 import { charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
 import type { Policy } from "../core/policy.js";
-import type { Clock, Store } from "./store.js";
+import type { Store } from "./store.js";
 
 /** EvictionKind says why a bucket left a full MemoryStore. */
 export type EvictionKind = "full" | "active" | "throttled";

@@ -1,3 +1,4 @@
+import type { Clock } from "../clock.js";
 import type { StoreReply } from "../core/decision.js";
 import type { Policy } from "../core/policy.js";
 
@@ -33,7 +34,10 @@ export interface Store {
    * denials with its own monotonic clock.
    */
   readonly clock?: Clock | undefined;
+  /**
+   * Set by stores shared by several processes (RedisStore): marks the
+   * instance `id` as live for `ttlMs` and resolves to the number of instances
+   * marked live (at least 1), so a limiter learns how many share the store.
+   */
+  members?(id: string, ttlMs: number): Promise<number>;
 }
-
-/** Clock returns the current time in epoch milliseconds. */
-export type Clock = () => number;

@@ -1,8 +1,9 @@
 import { performance } from "node:perf_hooks";
+import type { Clock } from "../../clock.js";
 import type { StoreReply } from "../../core/decision.js";
 import { ConfigError } from "../../core/errors.js";
 import type { Policy } from "../../core/policy.js";
-import type { Clock, Store } from "../store.js";
+import type { Store } from "../store.js";
 import { StoreReplyError, StoreUnavailableError } from "../store-errors.js";
 import { adapt, type Conn, isNoScript, open, type RedisClientLike } from "./clients.js";
 import { keyId, keyName, PREFIX } from "./keys.js";
