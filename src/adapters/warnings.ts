@@ -3,8 +3,8 @@
 // seen) and reported once as a coded warning that says how to fix them. Each
 // can be switched off by code, or all at once; Node's
 // --disable-warning=CODE works too, since they are process warnings.
-import { ConfigError } from "../core/errors.js";
 import type { RequestReader } from "../http/index.js";
+import { CodedWarnings } from "../warn.js";
 
 /**
  * WarningCode names a misconfiguration floodgate reports:
@@ -40,53 +40,12 @@ const CODES: readonly WarningCode[] = [
  * Warnings reports each code at most once per middleware, unless switched
  * off. Route overrides share their middleware's Warnings.
  */
-export class Warnings {
-  readonly #off = new Set<WarningCode>();
-  readonly #said = new Set<WarningCode>();
+export class Warnings extends CodedWarnings<WarningCode> {
   /** pending is true until the first request has been inspected. */
   pending = true;
 
   constructor(option: unknown) {
-    if (option === undefined || option === true) return;
-    if (option === false) {
-      for (const code of CODES) this.#off.add(code);
-      return;
-    }
-    if (typeof option !== "object" || option === null || Array.isArray(option)) {
-      throw new ConfigError(
-        "warnings",
-        option,
-        "must be true, false or an object of warning codes",
-        "leave it out, or pass e.g. warnings: { FLOODGATE_FORWARDED_NOT_TRUSTED: false }",
-      );
-    }
-    for (const [code, on] of Object.entries(option)) {
-      if (!CODES.includes(code as WarningCode) || typeof on !== "boolean") {
-        throw new ConfigError(
-          `warnings.${code}`,
-          on,
-          `must be a warning code (${CODES.join(", ")}) set to true or false`,
-          "name the warning to turn off, e.g. warnings: { FLOODGATE_PERMISSIVE_TRUST_PROXY: false }",
-        );
-      }
-      if (!on) this.#off.add(code as WarningCode);
-    }
-  }
-
-  /** warn reports `code` with `message` and how to switch it off, once. */
-  warn(code: WarningCode, message: string): void {
-    if (this.#off.has(code) || this.#said.has(code)) return;
-    this.#said.add(code);
-    const text = `${message} (Turn this warning off with the option warnings: { ${code}: false }.)`;
-    const proc = (globalThis as { process?: { emitWarning?: unknown } }).process;
-    if (typeof proc?.emitWarning === "function") {
-      (proc.emitWarning as (m: string, o: { type: string; code: string }) => void)(text, {
-        type: "FloodgateWarning",
-        code,
-      });
-    } else {
-      console.warn(`FloodgateWarning [${code}]: ${text}`);
-    }
+    super(option, "warnings", CODES);
   }
 
   /**

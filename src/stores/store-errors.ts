@@ -22,8 +22,9 @@ export class StoreTimeoutError extends FloodgateError {
  */
 export class StoreUnavailableError extends FloodgateError {
   override name = "StoreUnavailableError" as const;
-  constructor(what: string) {
-    super("ERR_FLOODGATE_STORE_UNAVAILABLE", `floodgate: ${what} is not connected; call not sent`);
+  /** `why` replaces the default "call not sent", e.g. to say what `ready()` waited for. */
+  constructor(what: string, why = "call not sent") {
+    super("ERR_FLOODGATE_STORE_UNAVAILABLE", `floodgate: ${what} is not connected; ${why}`);
   }
 }
 

@@ -32,12 +32,45 @@ export interface Conn {
   evalsha(argv: string[]): Promise<unknown>;
   eval(argv: string[]): Promise<unknown>;
   del(keys: string[]): Promise<unknown>;
-  /** Loads `script` into the server's script cache (SCRIPT LOAD), so the first EVALSHA finds it. */
-  load(script: string): Promise<unknown>;
+  /**
+   * Every server the client sends to: the one server, or each master of an
+   * ioredis Cluster (its scripts and settings are per node). Empty when the
+   * client cannot send a raw command (a stand-in in tests).
+   */
+  servers(): Server[];
   /** False while the client has no connection: a call would fail without reaching Redis. */
   ready(): boolean;
+  /** Sends QUIT and waits for the reply (a paused or dead server may never answer it). */
   quit(): Promise<void>;
+  /** Closes the sockets at once and stops reconnecting; pending calls reject. */
+  disconnect(): void;
   readonly kind: "ioredis" | "node-redis";
+}
+
+/** Server is one Redis node: `name` for messages, `send` for a raw command such as CONFIG GET. */
+export interface Server {
+  readonly name: string;
+  send(args: string[]): Promise<unknown>;
+}
+
+/** The part of an ioredis/iovalkey client (or Cluster) used to reach each node. */
+interface Callable {
+  call?: (...args: string[]) => Promise<unknown>;
+  nodes?: (role: "master") => Callable[];
+  options?: { host?: string; port?: number };
+  disconnect?: () => void;
+}
+
+function node(c: Callable): Server[] {
+  const call = c.call;
+  if (typeof call !== "function") return [];
+  const o = c.options;
+  return [
+    {
+      name: o?.host !== undefined ? `${o.host}:${o.port ?? 6379}` : "redis",
+      send: (args) => call.apply(c, args),
+    },
+  ];
 }
 
 /** isNodeRedis tells node-redis (which has `isReady`) from ioredis (which also has a `sendCommand`). */
@@ -116,13 +149,17 @@ function ioredis(c: IORedisLike): Conn {
     },
     eval: (argv) => v.eval(...argv),
     del: (keys) => c.del(...keys),
-    load: (script) => {
-      const s = (c as unknown as { script?: (...a: string[]) => Promise<unknown> }).script;
-      return typeof s === "function" ? s.call(c, "LOAD", script) : Promise.resolve();
+    servers: () => {
+      const x = c as unknown as Callable;
+      // A Cluster lists its masters; a plain client is its own one server.
+      return typeof x.nodes === "function" ? x.nodes("master").flatMap(node) : node(x);
     },
     ready: () => c.status === "ready",
     quit: async () => {
       await c.quit();
+    },
+    disconnect: () => {
+      (c as unknown as Callable).disconnect?.();
     },
   };
 }
@@ -131,17 +168,30 @@ function nodeRedis(c: NodeRedisLike): Conn {
   const close = c as NodeRedisLike & {
     quit?: () => Promise<unknown>;
     close?: () => Promise<unknown>;
+    destroy?: () => void;
+    disconnect?: () => Promise<unknown>;
+    options?: { url?: string };
   };
   return {
     kind: "node-redis",
     evalsha: (argv) => c.sendCommand(["EVALSHA", ...argv]),
     eval: (argv) => c.sendCommand(["EVAL", ...argv]),
     del: (keys) => c.sendCommand(["DEL", ...keys]),
-    load: (script) => c.sendCommand(["SCRIPT", "LOAD", script]),
+    servers: () => [
+      {
+        name: (close.options?.url ?? "redis").replace(/\/\/[^@/]*@/, "//"),
+        send: (args) => c.sendCommand(args),
+      },
+    ],
     ready: () => c.isReady,
     quit: async () => {
       if (typeof close.close === "function") await close.close();
       else if (typeof close.quit === "function") await close.quit();
+    },
+    disconnect: () => {
+      // node-redis 5 has destroy(); 4 has disconnect(), which 5 keeps as a deprecated alias.
+      if (typeof close.destroy === "function") close.destroy();
+      else close.disconnect?.().catch(() => {});
     },
   };
 }
@@ -170,8 +220,13 @@ export const IOREDIS_OPTIONS = {
   lazyConnect: false,
 } as const;
 
-/** open connects to `url` with the first client library installed: ioredis, iovalkey, then node-redis. */
-export async function open(url: string): Promise<Conn> {
+/**
+ * open connects to `url` with the first client library installed: ioredis,
+ * iovalkey, then node-redis. `onError` hears the client's errors (refused
+ * connections, resets), which would otherwise crash the process as
+ * unhandled 'error' events.
+ */
+export async function open(url: string, onError: (error: unknown) => void): Promise<Conn> {
   const errors: string[] = [];
   for (const name of ["ioredis", "iovalkey"]) {
     const mod = await load(name, errors);
@@ -185,8 +240,7 @@ export async function open(url: string): Promise<Conn> {
       on(event: string, fn: (e: unknown) => void): void;
     };
     const client = new Redis(url, IOREDIS_OPTIONS);
-    // Errors are seen as failed calls; an 'error' event with no listener would crash the process.
-    client.on("error", () => {});
+    client.on("error", onError);
     return ioredis(client);
   }
   const mod = await load("redis", errors);
@@ -203,8 +257,8 @@ export async function open(url: string): Promise<Conn> {
       disableOfflineQueue: true,
       socket: { reconnectStrategy: (retries: number) => Math.min(retries * 50, 200) },
     });
-    client.on("error", () => {});
-    client.connect().catch(() => {});
+    client.on("error", onError);
+    client.connect().catch(onError);
     return nodeRedis(client);
   }
   throw new Error(

@@ -1,13 +1,46 @@
 import { performance } from "node:perf_hooks";
 import type { Clock } from "../../clock.js";
 import type { StoreReply } from "../../core/decision.js";
-import { ConfigError } from "../../core/errors.js";
+import { ClosedError, ConfigError } from "../../core/errors.js";
 import type { Policy } from "../../core/policy.js";
+import { CodedWarnings } from "../../warn.js";
 import type { Store } from "../store.js";
-import { StoreReplyError, StoreUnavailableError } from "../store-errors.js";
-import { adapt, type Conn, isNoScript, open, type RedisClientLike } from "./clients.js";
+import { StoreReplyError, StoreTimeoutError, StoreUnavailableError } from "../store-errors.js";
+import {
+  adapt,
+  type Conn,
+  isNoScript,
+  open,
+  type RedisClientLike,
+  type Server,
+} from "./clients.js";
 import { keyId, keyName, PREFIX } from "./keys.js";
+import { MEMBERS, MEMBERS_SHA } from "./members.js";
 import { SCRIPT, SHA } from "./script.js";
+
+/**
+ * RedisWarningCode names what a RedisStore reports once it has connected:
+ * `FLOODGATE_REDIS_EVICTION`: the server's `maxmemory-policy` is not
+ * `noeviction`, so at `maxmemory` Redis may delete buckets, and a deleted
+ * bucket is a full one (floodgate's keys all have a TTL, so `volatile-*`
+ * policies evict them too);
+ * `FLOODGATE_REDIS_CONFIG_UNREADABLE`: `CONFIG GET maxmemory-policy` was
+ * refused (managed Redis often renames or forbids CONFIG), so the store
+ * cannot tell.
+ */
+export type RedisWarningCode = "FLOODGATE_REDIS_EVICTION" | "FLOODGATE_REDIS_CONFIG_UNREADABLE";
+
+const CODES: readonly RedisWarningCode[] = [
+  "FLOODGATE_REDIS_EVICTION",
+  "FLOODGATE_REDIS_CONFIG_UNREADABLE",
+];
+
+/** How long close() lets QUIT take before it cuts the sockets (a paused or dead server never answers). */
+const QUIT_GRACE = 100;
+/** How often the store looks whether a client that is still connecting has connected. */
+const POLL = 10;
+/** Pause before the store tries again to load its scripts after a failure. */
+const RETRY = 100;
 
 export interface RedisStoreOptions {
   /**
@@ -28,6 +61,16 @@ export interface RedisStoreOptions {
    * `onStoreError`. Integer from 1 to 60000; default 50.
    */
   timeout?: number;
+  /**
+   * Milliseconds `ready()` waits for the connection (and the scripts to
+   * load) before it rejects. Integer from 1 to 600000; default 5000.
+   */
+  readyTimeout?: number;
+  /**
+   * The store's warnings after it connects, on (`true`, the default) or off
+   * (`false`), or some of them by code: `{ FLOODGATE_REDIS_EVICTION: false }`.
+   */
+  warnings?: boolean | { readonly [code in RedisWarningCode]?: boolean };
   /** Tests only: a clock in epoch ms sent to the script instead of Redis `TIME`. */
   now?: () => number;
 }
@@ -40,23 +83,44 @@ interface Plan {
   readonly numkeys: string;
 }
 
-const OPTIONS = new Set(["client", "url", "prefix", "timeout", "now"]);
+const OPTIONS = new Set(["client", "url", "prefix", "timeout", "readyTimeout", "warnings", "now"]);
 
 /**
  * RedisStore keeps buckets in Redis or Valkey, shared by every instance: one
  * Lua script decides each request against all its policies atomically, with
  * Redis `TIME` as the clock, and idle keys expire when their bucket would be
  * full again. Keys are `prefix:{client}:policy`, one Cluster slot per client.
+ *
+ * Once its client has connected, the store loads its scripts on every server
+ * (each master of a Cluster) and reads `maxmemory-policy` there, warning
+ * once unless it is `noeviction`. `ready()` resolves when that is done.
+ * `close()` rejects every later call with a ClosedError; it closes the client
+ * only when the store opened it from `url`.
  */
 export class RedisStore implements Store {
   readonly prefix: string;
   /** Milliseconds a RateLimiter waits for a reply before following `onStoreError`. */
   readonly timeout: number;
+  /** Milliseconds `ready()` waits before it rejects. */
+  readonly readyTimeout: number;
   #conn: Conn | undefined;
   #closed = false;
-  readonly #opening: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  readonly #opening: Promise<Conn> | undefined;
   readonly #owned: boolean;
   readonly #head: string;
+  readonly #members: string;
+  readonly #warnings: CodedWarnings<RedisWarningCode>;
+  /** Where the store connects, for messages (a url without its password). */
+  #where: string;
+  #lastError: string | undefined;
+  /** True once connected with the scripts loaded and the eviction policy read. */
+  #prepared = false;
+  /** Callers of ready() waiting for #prepared. */
+  readonly #waiting = new Set<() => void>();
+  /** Cancels each timer the store has running (ready() and members() deadlines). */
+  readonly #timers = new Set<() => void>();
+  #poll: ReturnType<typeof setTimeout> | undefined;
   /** The injected test clock, if any; absent in production, where Redis `TIME` is the clock. */
   readonly clock: Clock | undefined;
   readonly #plans = new WeakMap<readonly Policy[], Plan>();
@@ -80,7 +144,15 @@ export class RedisStore implements Store {
         );
       }
     }
-    const { client, url, prefix = "floodgate", timeout = 50, now } = options;
+    const {
+      client,
+      url,
+      prefix = "floodgate",
+      timeout = 50,
+      readyTimeout = 5000,
+      warnings,
+      now,
+    } = options;
     if ((client === undefined) === (url === undefined)) {
       throw new ConfigError(
         "RedisStore.client",
@@ -105,6 +177,15 @@ export class RedisStore implements Store {
         "a few times your Redis round trip, e.g. timeout: 50",
       );
     }
+    if (!Number.isInteger(readyTimeout) || readyTimeout < 1 || readyTimeout > 600_000) {
+      throw new ConfigError(
+        "RedisStore.readyTimeout",
+        readyTimeout,
+        "must be whole milliseconds from 1 to 600000",
+        "how long startup may wait for Redis, e.g. readyTimeout: 5000",
+      );
+    }
+    this.#warnings = new CodedWarnings(warnings, "RedisStore.warnings", CODES);
     if (now !== undefined && typeof now !== "function") {
       throw new ConfigError(
         "RedisStore.now",
@@ -115,7 +196,10 @@ export class RedisStore implements Store {
     }
     this.prefix = prefix;
     this.timeout = timeout;
+    this.readyTimeout = readyTimeout;
     this.#head = `${prefix}:{`;
+    this.#members = `${prefix}:members`;
+    this.#where = "the Redis client";
     this.clock = now;
     if (client !== undefined) {
       this.#conn = adapt(client);
@@ -128,7 +212,8 @@ export class RedisStore implements Store {
         );
       }
       this.#owned = false;
-      this.#preload(this.#conn);
+      this.#where = `Redis at ${this.#conn.servers()[0]?.name ?? "the client you passed"}`;
+      this.#connect(this.#conn);
     } else {
       if (typeof url !== "string" || !/^(rediss?|valkeys?):\/\//.test(url)) {
         throw new ConfigError(
@@ -139,9 +224,14 @@ export class RedisStore implements Store {
         );
       }
       this.#owned = true;
-      this.#opening = open(url.replace(/^valkey/, "redis")).then((conn) => {
+      this.#where = `Redis at ${url.replace(/\/\/[^@/]*@/, "//")}`;
+      this.#opening = open(url.replace(/^valkey/, "redis"), (error) => {
+        this.#lastError = message(error);
+      }).then((conn) => {
         this.#conn = conn;
-        this.#preload(conn);
+        if (this.#closed) conn.disconnect();
+        else this.#connect(conn);
+        return conn;
       });
       // A missing client library is reported by ready() and by every call.
       this.#opening.catch(() => {});
@@ -149,12 +239,40 @@ export class RedisStore implements Store {
   }
 
   /**
-   * ready resolves once the store's own client (opened from `url`) is loaded;
-   * it rejects when no client library is installed. Calls before then fail
-   * fast and the limiter falls back.
+   * ready resolves once the client is connected and the store's scripts are
+   * loaded (so the first decisions go to Redis, not to the limiter's
+   * fallback). It rejects with a StoreUnavailableError naming the server and
+   * the last connection error when that takes longer than `readyTimeout`,
+   * with the client library's absence when none is installed, and with a
+   * ClosedError after `close()`. Calls made before then fail fast.
    */
-  async ready(): Promise<void> {
-    await this.#opening;
+  ready(): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError("RedisStore"));
+    if (this.#prepared) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        this.#waiting.delete(done);
+        cancel();
+        if (this.#prepared) resolve();
+        else reject(new ClosedError("RedisStore"));
+      };
+      const cancel = this.#after(this.readyTimeout, () => {
+        this.#waiting.delete(done);
+        const last = this.#lastError === undefined ? "" : ` (last error: ${this.#lastError})`;
+        reject(
+          new StoreUnavailableError(
+            this.#where,
+            `ready() gave up after ${this.readyTimeout} ms${last}`,
+          ),
+        );
+      });
+      this.#waiting.add(done);
+      this.#opening?.catch((error: unknown) => {
+        this.#waiting.delete(done);
+        cancel();
+        reject(error);
+      });
+    });
   }
 
   /** available tells whether a call would be sent now (the client is connected). */
@@ -168,8 +286,9 @@ export class RedisStore implements Store {
     cost: number,
     spend: boolean,
   ): Promise<StoreReply> {
+    if (this.#closed) return Promise.reject(new ClosedError("RedisStore"));
     const conn = this.#conn;
-    if (conn === undefined || this.#closed || !conn.ready()) {
+    if (conn === undefined || !conn.ready()) {
       return Promise.reject(new StoreUnavailableError("the Redis client"));
     }
     const plan = this.#plan(policies);
@@ -195,6 +314,7 @@ export class RedisStore implements Store {
   }
 
   async reset(key: string, policies: readonly Policy[]): Promise<void> {
+    if (this.#closed) throw new ClosedError("RedisStore");
     const conn = this.#conn;
     if (conn === undefined || !conn.ready()) throw new StoreUnavailableError("the Redis client");
     const plan = this.#plan(policies);
@@ -202,29 +322,188 @@ export class RedisStore implements Store {
     await conn.del(plan.suffixes.map((s) => id + s));
   }
 
-  /** close quits the client the store opened from `url`; a client you passed is left open. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (!this.#owned) return;
-    await this.#opening?.catch(() => {});
-    await this.#conn?.quit().catch(() => {});
+  /**
+   * members marks the instance `id` live for `ttlMs` (by Redis `TIME`) and
+   * resolves to how many instances are live, itself included: one atomic
+   * script on the sorted set `prefix:members`. It rejects (never throws)
+   * when Redis does not answer within `timeout`, is not connected, or the
+   * store is closed. `id` is kept as a client identifier is (long ones hashed).
+   */
+  members(id: string, ttlMs: number): Promise<number> {
+    if (this.#closed) return Promise.reject(new ClosedError("RedisStore"));
+    if (typeof id !== "string" || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > 86_400_000) {
+      return Promise.reject(
+        new RangeError(
+          `floodgate: RedisStore.members needs an id string and ttlMs from 1 to 86400000, got ${typeof id}, ${ttlMs}`,
+        ),
+      );
+    }
+    const conn = this.#conn;
+    if (conn === undefined || !conn.ready()) {
+      return Promise.reject(new StoreUnavailableError("the Redis client"));
+    }
+    const argv = [MEMBERS_SHA, "1", this.#members, keyId(id), String(ttlMs)];
+    return new Promise<number>((resolve, reject) => {
+      const cancel = this.#after(this.timeout, () => reject(new StoreTimeoutError(this.timeout)));
+      conn
+        .evalsha(argv)
+        .catch((error: unknown) => {
+          if (!isNoScript(error)) throw error;
+          argv[0] = MEMBERS;
+          return conn.eval(argv);
+        })
+        .then(
+          (reply) => {
+            cancel();
+            if (typeof reply === "number" && reply >= 1) resolve(reply);
+            else reject(new StoreReplyError(reply));
+          },
+          (error: unknown) => {
+            cancel();
+            reject(error);
+          },
+        );
+    });
   }
 
   /**
-   * preload sends SCRIPT LOAD once the client can, so the first decisions do
-   * not pay a NOSCRIPT round trip (EVALSHA still falls back to EVAL, e.g.
-   * after a restart, or on another Cluster node). Best effort: errors are ignored.
+   * close stops every timer of the store and rejects its later calls (and
+   * waiting `ready()` and `members()` calls) with a ClosedError, within
+   * about 100 ms whatever state the server is in. A client the store opened
+   * from `url` is closed too: QUIT is given 100 ms (so replies on their way
+   * arrive), then its sockets are cut, also while it is still connecting,
+   * reconnecting to a dead server, or waiting on a paused one. A client you
+   * passed is left open: you close it, after the store.
    */
-  #preload(conn: Conn): void {
-    const tryLoad = (attempts: number): void => {
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closed = true;
+    clearTimeout(this.#poll);
+    for (const done of [...this.#waiting]) done();
+    for (const cancel of [...this.#timers]) cancel();
+    this.#closing = this.#owned ? this.#end() : Promise.resolve();
+    return this.#closing;
+  }
+
+  async #end(): Promise<void> {
+    const conn = this.#conn ?? (await this.#opening?.catch(() => undefined));
+    if (conn === undefined) return;
+    if (conn.ready()) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        conn.quit().catch(() => {}),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, QUIT_GRACE);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    conn.disconnect();
+  }
+
+  /**
+   * after runs `fn` in `ms` unless the returned cancel is called first; close()
+   * cancels every such timer (without running `fn`: its waiter is answered
+   * by close), so none outlives the store.
+   */
+  #after(ms: number, fn: () => void): () => void {
+    const cancel = () => {
+      clearTimeout(timer);
+      this.#timers.delete(cancel);
+    };
+    const timer = setTimeout(() => {
+      this.#timers.delete(cancel);
+      fn();
+    }, ms);
+    this.#timers.add(cancel);
+    return cancel;
+  }
+
+  /**
+   * connect waits for the client to connect (looking every 10 ms: clients
+   * signal it differently, and a user's client may already be connected),
+   * then loads both scripts on every server and reads their eviction policy.
+   * A failure (the connection lost meanwhile) is retried until it succeeds
+   * or the store is closed; the timers never keep the process alive.
+   */
+  #connect(conn: Conn): void {
+    const step = (): void => {
+      this.#poll = undefined;
       if (this.#closed) return;
-      if (conn.ready()) {
-        conn.load(SCRIPT).catch(() => {});
+      if (!conn.ready()) {
+        this.#poll = setTimeout(step, POLL);
+        this.#poll.unref?.();
         return;
       }
-      if (attempts > 0) setTimeout(tryLoad, 20, attempts - 1).unref();
+      this.#prepare(conn).then(
+        () => {
+          if (this.#closed) return;
+          this.#prepared = true;
+          for (const done of [...this.#waiting]) done();
+        },
+        (error: unknown) => {
+          this.#lastError = message(error);
+          if (this.#closed) return;
+          this.#poll = setTimeout(step, RETRY);
+          this.#poll.unref?.();
+        },
+      );
     };
-    tryLoad(250);
+    step();
+  }
+
+  /**
+   * prepare loads the scripts and checks the eviction policy. A server that
+   * refuses SCRIPT LOAD (a proxy in front of Redis) is no failure: EVALSHA
+   * falls back to EVAL. Only a connection lost meanwhile is, and is retried.
+   */
+  async #prepare(conn: Conn): Promise<void> {
+    const servers = conn.servers();
+    const loads = await Promise.allSettled(
+      servers.flatMap((s) => [
+        s.send(["SCRIPT", "LOAD", SCRIPT]),
+        s.send(["SCRIPT", "LOAD", MEMBERS]),
+      ]),
+    );
+    const failed = loads.find((r) => r.status === "rejected");
+    if (failed !== undefined && !conn.ready()) throw failed.reason;
+    await this.#checkEviction(servers);
+  }
+
+  /**
+   * checkEviction reads `maxmemory-policy` from every server and warns unless
+   * each is `noeviction`; where CONFIG is refused it says so instead. It
+   * never throws: a store that cannot tell still works.
+   */
+  async #checkEviction(servers: readonly Server[]): Promise<void> {
+    const results = await Promise.allSettled(
+      servers.map((s) => s.send(["CONFIG", "GET", "maxmemory-policy"])),
+    );
+    const evicting: string[] = [];
+    const unreadable: string[] = [];
+    results.forEach((r, i) => {
+      const name = (servers[i] as Server).name;
+      const value =
+        r.status === "fulfilled" && Array.isArray(r.value) ? (r.value[1] as unknown) : undefined;
+      if (typeof value === "string") {
+        if (value !== "noeviction") evicting.push(`${name} (${value})`);
+      } else {
+        const why = r.status === "rejected" ? message(r.reason) : "no such setting in the reply";
+        unreadable.push(`${name}: ${why}`);
+      }
+    });
+    if (evicting.length > 0) {
+      this.#warnings.warn(
+        "FLOODGATE_REDIS_EVICTION",
+        `floodgate: maxmemory-policy is not noeviction on ${evicting.join(", ")}. When Redis reaches maxmemory it may delete rate-limit buckets (floodgate's keys all have a TTL, so volatile-* policies delete them too), and a deleted bucket is a full one: a throttled client gets a fresh burst. Fix: CONFIG SET maxmemory-policy noeviction (and set it in redis.conf), or give floodgate a Redis of its own with noeviction.`,
+      );
+    }
+    if (unreadable.length > 0) {
+      this.#warnings.warn(
+        "FLOODGATE_REDIS_CONFIG_UNREADABLE",
+        `floodgate: could not read maxmemory-policy (${unreadable.join("; ")}), so floodgate cannot tell whether Redis may delete its buckets under memory pressure. Make sure it is noeviction (on a managed Redis, in the service's parameter settings).`,
+      );
+    }
   }
 
   #plan(policies: readonly Policy[]): Plan {
@@ -243,6 +522,10 @@ export class RedisStore implements Store {
     }
     return plan;
   }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function check(reply: unknown): StoreReply {
