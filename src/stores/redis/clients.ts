@@ -160,6 +160,9 @@ function ioredis(c: IORedisLike): Conn {
     },
     disconnect: () => {
       (c as unknown as Callable).disconnect?.();
+      // ioredis ends the socket and destroys it only after disconnectTimeout
+      // (2 s) when the server does not close its side: dead, mute or paused.
+      (v.stream as { destroy?: () => void } | undefined)?.destroy?.();
     },
   };
 }
@@ -218,6 +221,7 @@ export const IOREDIS_OPTIONS = {
   maxRetriesPerRequest: 0,
   retryStrategy: (times: number) => Math.min(times * 50, 200),
   lazyConnect: false,
+  disconnectTimeout: 100,
 } as const;
 
 /**
