@@ -12,6 +12,7 @@ import { createClient } from "redis";
 import { createClient as createClient4 } from "redis4";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { RateLimiter, RedisStore } from "../src/index.js";
+import { adapt } from "../src/stores/redis/clients.js";
 import { MEMBERS, MEMBERS_SHA } from "../src/stores/redis/members.js";
 import {
   describeRedis,
@@ -230,6 +231,34 @@ describeRedis("RedisStore lifecycle against redis-server", () => {
       code: "ERR_FLOODGATE_STORE_TIMEOUT",
     });
     expect(MEMBERS).toContain("ZREMRANGEBYSCORE");
+  });
+
+  it("close() answers a members() call still waiting on a paused server with ClosedError", async () => {
+    const client = new Redis(server.port, HOST, safe);
+    await new Promise((r) => client.once("ready", r));
+    try {
+      const store = new RedisStore({ client, prefix: prefix(), timeout: 60_000 });
+      await store.ready();
+      await server.cli("client", "pause", "300");
+      const waiting = store.members("x", 1000).catch((e: unknown) => e);
+      await store.close();
+      expect(await waiting).toMatchObject({ code: "ERR_FLOODGATE_CLOSED" });
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("cuts node-redis 5 and 4 clients at once (the url path's disconnect when node-redis is the library)", async () => {
+    const node5 = createClient({ url: server.url, disableOfflineQueue: true });
+    const node4 = createClient4({ url: server.url, disableOfflineQueue: true });
+    await Promise.all([node5.connect(), node4.connect()]);
+    for (const client of [node5, node4]) {
+      const conn = adapt(client);
+      expect(conn?.servers().map((s) => s.name)).toEqual([server.url]);
+      conn?.disconnect();
+      await new Promise((r) => setImmediate(r));
+      expect(client.isOpen).toBe(false);
+    }
   });
 
   it("members() works through iovalkey, node-redis 5 and 4", async () => {

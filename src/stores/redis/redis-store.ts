@@ -118,8 +118,8 @@ export class RedisStore implements Store {
   #prepared = false;
   /** Callers of ready() waiting for #prepared. */
   readonly #waiting = new Set<() => void>();
-  /** Cancels each timer the store has running (ready() and members() deadlines). */
-  readonly #timers = new Set<() => void>();
+  /** Each deadline running (ready(), members()): its cancel, and what close() answers its waiter. */
+  readonly #timers = new Map<() => void, () => void>();
   #poll: ReturnType<typeof setTimeout> | undefined;
   /** The injected test clock, if any; absent in production, where Redis `TIME` is the clock. */
   readonly clock: Clock | undefined;
@@ -256,16 +256,20 @@ export class RedisStore implements Store {
         if (this.#prepared) resolve();
         else reject(new ClosedError("RedisStore"));
       };
-      const cancel = this.#after(this.readyTimeout, () => {
-        this.#waiting.delete(done);
-        const last = this.#lastError === undefined ? "" : ` (last error: ${this.#lastError})`;
-        reject(
-          new StoreUnavailableError(
-            this.#where,
-            `ready() gave up after ${this.readyTimeout} ms${last}`,
-          ),
-        );
-      });
+      const cancel = this.#after(
+        this.readyTimeout,
+        () => {
+          this.#waiting.delete(done);
+          const last = this.#lastError === undefined ? "" : ` (last error: ${this.#lastError})`;
+          reject(
+            new StoreUnavailableError(
+              this.#where,
+              `ready() gave up after ${this.readyTimeout} ms${last}`,
+            ),
+          );
+        },
+        done,
+      );
       this.#waiting.add(done);
       this.#opening?.catch((error: unknown) => {
         this.#waiting.delete(done);
@@ -344,7 +348,11 @@ export class RedisStore implements Store {
     }
     const argv = [MEMBERS_SHA, "1", this.#members, keyId(id), String(ttlMs)];
     return new Promise<number>((resolve, reject) => {
-      const cancel = this.#after(this.timeout, () => reject(new StoreTimeoutError(this.timeout)));
+      const cancel = this.#after(
+        this.timeout,
+        () => reject(new StoreTimeoutError(this.timeout)),
+        () => reject(new ClosedError("RedisStore")),
+      );
       conn
         .evalsha(argv)
         .catch((error: unknown) => {
@@ -379,8 +387,10 @@ export class RedisStore implements Store {
     if (this.#closing !== undefined) return this.#closing;
     this.#closed = true;
     clearTimeout(this.#poll);
-    for (const done of [...this.#waiting]) done();
-    for (const cancel of [...this.#timers]) cancel();
+    for (const [cancel, closed] of [...this.#timers]) {
+      cancel();
+      closed();
+    }
     this.#closing = this.#owned ? this.#end() : Promise.resolve();
     return this.#closing;
   }
@@ -402,11 +412,11 @@ export class RedisStore implements Store {
   }
 
   /**
-   * after runs `fn` in `ms` unless the returned cancel is called first; close()
-   * cancels every such timer (without running `fn`: its waiter is answered
-   * by close), so none outlives the store.
+   * after runs `fn` in `ms` unless the returned cancel is called first.
+   * close() cancels every such timer and runs its `closed` instead (which
+   * answers the waiter with a ClosedError), so none outlives the store.
    */
-  #after(ms: number, fn: () => void): () => void {
+  #after(ms: number, fn: () => void, closed: () => void): () => void {
     const cancel = () => {
       clearTimeout(timer);
       this.#timers.delete(cancel);
@@ -415,7 +425,7 @@ export class RedisStore implements Store {
       this.#timers.delete(cancel);
       fn();
     }, ms);
-    this.#timers.add(cancel);
+    this.#timers.set(cancel, closed);
     return cancel;
   }
 
