@@ -55,7 +55,11 @@ export type {
   NodeRedisLike,
   RedisClientLike,
 } from "./stores/redis/clients.js";
-export { RedisStore, type RedisStoreOptions } from "./stores/redis/redis-store.js";
+export {
+  RedisStore,
+  type RedisStoreOptions,
+  type RedisWarningCode,
+} from "./stores/redis/redis-store.js";
 export type { Store } from "./stores/store.js";
 export {
   StoreReplyError,

@@ -81,6 +81,9 @@ describeRedis("RedisStore lifecycle against redis-server", () => {
       expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
       expect(decisions.map((d) => d.reason)).toEqual(Array(12).fill("store"));
     }
+    console.log(
+      "guarantee: RedisStore({ url }).ready(), then 12 concurrent consumes on capacity 10: exactly 10 allowed, 12 of 12 decided by Redis, in each of 5 runs",
+    );
   });
 
   it("ready() on a client passed before it connected waits for it (node-redis 5 and 4, ioredis lazyConnect)", async () => {
