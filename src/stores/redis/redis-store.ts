@@ -239,9 +239,9 @@ export class RedisStore implements Store {
   }
 
   /**
-   * ready resolves once the client is connected and the store's scripts are
-   * loaded (so the first decisions go to Redis, not to the limiter's
-   * fallback). It rejects with a StoreUnavailableError naming the server and
+   * ready resolves once the client has connected and the store's scripts
+   * are loaded (so the first decisions go to Redis, not to the limiter's
+   * fallback); after that first time it resolves at once, connected or not. It rejects with a StoreUnavailableError naming the server and
    * the last connection error when that takes longer than `readyTimeout`,
    * with the client library's absence when none is installed, and with a
    * ClosedError after `close()`. Calls made before then fail fast.
