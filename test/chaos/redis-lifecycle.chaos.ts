@@ -94,6 +94,7 @@ describeRedis("guarantee: close() lets the process exit within 1 s", () => {
         await server.kill();
         await sleep(500);
         const r = await child.close();
+        note("redis-server killed under load", r.exitMs);
         console.log(
           `killed, round ${round}: exit ${r.exitMs.toFixed(0)} ms after SIGUSR2; ${last(r.out)}`,
         );
