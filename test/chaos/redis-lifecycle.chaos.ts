@@ -143,6 +143,37 @@ describeRedis("guarantee: close() lets the process exit within 1 s", () => {
     }
   });
 
+  it("closed right after construction, while the client library is still loading", async () => {
+    const src = join(import.meta.dirname, "../../src/index.ts");
+    const code = `import { RedisStore } from ${JSON.stringify(src)};
+const store = new RedisStore({ url: ${JSON.stringify(server.url)} });
+const waiting = store.ready().catch((e) => e.code);
+await store.close();
+process.stdout.write("closed " + (await waiting) + "\\n");`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    let out = "";
+    let err = "";
+    let closedAt = 0;
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (closedAt === 0 && out.includes("closed")) closedAt = performance.now();
+    });
+    const exitCode = await new Promise<number | null>((r) => child.once("exit", r));
+    const exitMs = performance.now() - closedAt;
+    clearTimeout(guard);
+    note("closed during construction", exitMs);
+    expect(err).toBe("");
+    expect(exitCode).toBe(0);
+    expect(out.trim()).toBe("closed ERR_FLOODGATE_CLOSED");
+    expect(exitMs).toBeLessThan(EXIT_WITHIN);
+  });
+
   it("while reconnecting to a port that refuses", async () => {
     const port = await freePort();
     const child = run(`redis://${HOST}:${port}`, "no-ready");
