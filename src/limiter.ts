@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { type Clock, turnMonotonic, turnNow } from "./clock.js";
 import { type Decision, decide, RepeatMemo, type StoreReply } from "./core/decision.js";
 import { ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
+import { boundKey } from "./core/key.js";
 import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
 import { LimiterEvents, outcomeOf } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
@@ -326,6 +327,7 @@ export class RateLimiter {
   /** reset forgets `key`: its next request sees full buckets. */
   async reset(key: string): Promise<void> {
     assertKey(key);
+    key = boundKey(key);
     this.#denials?.delete(key);
     this.#insurance?.reset(key, this.#scale(this.policies));
     const done = this.store.reset(key, this.policies);
@@ -395,6 +397,7 @@ export class RateLimiter {
     list: readonly Policy[],
     shadow = false,
   ): Decision | Promise<Decision> {
+    key = boundKey(key);
     if (!spend || !(this.events.observing || this.#top !== undefined)) {
       return this.#decide(key, cost, spend, list);
     }

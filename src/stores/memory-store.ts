@@ -4,6 +4,7 @@ import type { BucketState } from "../core/bucket.js";
 import { refill, untilFull } from "../core/bucket.js";
 import { charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
+import { boundKey } from "../core/key.js";
 import type { Policy } from "../core/policy.js";
 import type { Store } from "./store.js";
 
@@ -290,6 +291,8 @@ export class MemoryStore implements Store {
     const tables = policies === this.#lastList ? this.#lastTables : this.#tablesOf(policies);
     let h = this.#lastHash;
     if (key !== this.#lastKey) {
+      // Called directly, a store sees raw keys: hold long ones as digests too.
+      key = boundKey(key);
       h = hashOf(key);
       this.#lastKey = key;
       this.#lastHash = h;
@@ -376,6 +379,7 @@ export class MemoryStore implements Store {
   }
 
   reset(key: string, policies: readonly Policy[]): void {
+    key = boundKey(key);
     const h = hashOf(key);
     for (const p of policies) {
       const table = this.#tables.get(p.name);

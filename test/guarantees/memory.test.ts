@@ -1,7 +1,11 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { describe, expect, it } from "vitest";
-import { MemoryStore, RateLimiter } from "../../src/index.js";
+import { rateLimit } from "../../src/adapters/node/index.js";
+import { keys, MemoryStore, RateLimiter } from "../../src/index.js";
+import { closeAgents, get } from "../helpers/http-client.js";
 
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
@@ -39,5 +43,120 @@ describe("guarantee: a flood of unique clients stays under maxKeys and never fre
       `flood: 1e6 clients, maxKeys 1e5: peak tracked ${maxTracked}, heap +${(grown / 2 ** 20).toFixed(1)} MiB, evictions ${JSON.stringify(stats.evictions)}`,
     );
     expect(grown).toBeLessThan(32 * 2 ** 20);
+  });
+});
+
+/**
+ * Issue 14 item 1: memory bounded in bytes. Every key below is a fresh flat
+ * 15 KB string (what an HTTP parser hands over for a 15 KB header), never a
+ * slice of a shared one, so a store that keeps keys verbatim shows it.
+ */
+const LONG = 15_000;
+const filler = Buffer.alloc(LONG, "k");
+function longKey(i: number): string {
+  filler.write(i.toString(36).padStart(10, "0"), 0, "latin1");
+  return filler.toString("latin1");
+}
+const shortKey = (i: number): string => `k${i}`;
+
+/** grownPerKey runs `n` unique keys through `use` and returns the heap kept per key, in bytes. */
+async function grownPerKey(
+  n: number,
+  key: (i: number) => string,
+  use: (key: string) => unknown,
+): Promise<number> {
+  const before = heap();
+  for (let i = 0; i < n; i++) await use(key(i));
+  return (heap() - before) / n;
+}
+
+const N = 100_000;
+const LIMIT_PER_KEY = 200;
+
+describe("guarantee: a key longer than 64 bytes costs at most 200 B more heap than a short one", () => {
+  it(`${N.toLocaleString("en")} unique 15 KB keys through the memory store`, async () => {
+    const run = async (key: (i: number) => string) => {
+      const store = new MemoryStore({ clock: () => 0 });
+      const limiter = new RateLimiter({
+        policy: { capacity: 10, refillRate: 1, interval: 60_000 },
+        store,
+      });
+      const per = await grownPerKey(N, key, (k) => limiter.consume(k));
+      expect(store.stats().trackedKeys).toBe(N);
+      return per;
+    };
+    const short = await run(shortKey);
+    const long = await run(longKey);
+    console.log(
+      `guarantee: long keys (memory store): ${N} unique keys tracked: short ${short.toFixed(0)} B/key, 15 KB ${long.toFixed(0)} B/key (+${(long - short).toFixed(0)} B, bound ${LIMIT_PER_KEY})`,
+    );
+    expect(long - short).toBeLessThanOrEqual(LIMIT_PER_KEY);
+  });
+
+  it(`${N.toLocaleString("en")} unique 15 KB keys through a network store's denial cache and fallback`, async () => {
+    /** A network store (it has a timeout) that denies every key, or fails every call. */
+    const remote = (fail: boolean) => ({
+      timeout: 1000,
+      consume(): number[] {
+        if (fail) throw new Error("store down");
+        return [0, 0, 0, 0];
+      },
+      reset(): void {},
+    });
+    const run = async (key: (i: number) => string, fail: boolean) => {
+      const limiter = new RateLimiter({
+        policy: { capacity: 10, refillRate: 1, interval: 600_000 },
+        store: remote(fail),
+        clock: () => 0,
+      });
+      return grownPerKey(N, key, (k) => limiter.consume(k));
+    };
+    const rows: string[] = [];
+    for (const [name, fail] of [
+      ["denial cache", false],
+      ["fallback", true],
+    ] as const) {
+      const short = await run(shortKey, fail);
+      const long = await run(longKey, fail);
+      rows.push(
+        `${name}: short ${short.toFixed(0)} B/key, 15 KB ${long.toFixed(0)} B/key (+${(long - short).toFixed(0)} B)`,
+      );
+      expect(long - short, name).toBeLessThanOrEqual(LIMIT_PER_KEY);
+    }
+    console.log(
+      `guarantee: long keys (network store, local structures): ${N} keys: ${rows.join("; ")}; bound ${LIMIT_PER_KEY}`,
+    );
+  });
+
+  it("6,000 requests with unique 15 KB x-api-key values over HTTP add < 5 MiB", async () => {
+    const limit = rateLimit({
+      policy: { capacity: 10, refillRate: 1, interval: 60_000 },
+      key: keys.header("x-api-key"),
+    });
+    const server = createServer((req, res) => {
+      limit(req, res).then((go) => {
+        if (go) res.end("ok");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      await get(port, "/", { "x-api-key": "warm-up" });
+      const before = heap();
+      const started = performance.now();
+      for (let i = 0; i < 6000; i++) {
+        const reply = await get(port, "/", { "x-api-key": longKey(i) });
+        expect(reply.status).toBe(200);
+      }
+      const ms = performance.now() - started;
+      const grown = heap() - before;
+      console.log(
+        `guarantee: long keys over HTTP: 6000 requests with unique 15 KB x-api-key values in ${(ms / 1000).toFixed(1)} s: heap +${(grown / 2 ** 20).toFixed(2)} MiB (bound 5 MiB)`,
+      );
+      expect(grown).toBeLessThan(5 * 2 ** 20);
+    } finally {
+      closeAgents();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
