@@ -80,3 +80,13 @@ describeRedis("long keys on a real Redis", () => {
     expect((await limiter.peek(long)).remaining).toBe(3);
   });
 });
+
+describe("long keys and wait", () => {
+  it("a wait error names the digest, not 15 KB of key", async () => {
+    const limiter = new RateLimiter({ policy: { ...policy, capacity: 1 }, clock: () => 0 });
+    await limiter.consume(long);
+    const error = (await limiter.wait(long, { maxWait: 10 }).catch((e: unknown) => e)) as Error;
+    expect(error.message).toContain(digest);
+    expect(error.message.length).toBeLessThan(300);
+  });
+});

@@ -40,3 +40,10 @@ export function boundKey(key: string): string {
   }
   return Buffer.concat([PREFIX, hash.digest()]).toString("base64url");
 }
+
+/** assertKey throws a TypeError naming the type when a client key is not a string. */
+export function assertKey(key: unknown): asserts key is string {
+  if (typeof key !== "string") {
+    throw new TypeError(`floodgate: the client key must be a string, got ${typeof key}`);
+  }
+}
