@@ -52,7 +52,7 @@ export interface RateLimiterOptions {
   policy?: PolicyInput;
   /** Where buckets live. Default: a new MemoryStore (using `clock`). */
   store?: Store;
-  /** Returns epoch ms; default `Date.now` read once per event-loop turn (see README, "Clock"). Used by the default MemoryStore and by `wait`. */
+  /** Returns epoch ms; default a clock that never jumps, read once per event-loop turn (see turnNow). Used by the default MemoryStore and the top-limited summary. */
   clock?: Clock;
   /**
    * What decides while a network store (RedisStore) fails or misses its

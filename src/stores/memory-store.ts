@@ -19,8 +19,10 @@ export interface MemoryStoreOptions {
    */
   maxKeys?: number;
   /**
-   * Returns epoch ms. Default: `Date.now` read once per event-loop turn (see
-   * README, "Clock"). Pass a fake clock to test limits without sleeping.
+   * Returns epoch ms. Default: a clock that never jumps (the wall clock at
+   * start plus monotonic time, read once per event-loop turn), so a
+   * wall-clock step changes no decision. Pass a fake clock to test limits
+   * without sleeping.
    */
   clock?: Clock;
   /** Hears each bucket evicted at `maxKeys`; see MemoryStore.onEvict. */
