@@ -3,6 +3,7 @@
  * Date and performance.now), so every figure is exact and nothing sleeps;
  * one real-Redis test counts store calls per admission.
  */
+import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -217,6 +218,110 @@ describe("wait() queues waiters on one key", () => {
     await limiter.close();
     for (const w of waiting) await expect(w).rejects.toBeInstanceOf(ClosedError);
     await expect(limiter.wait("k")).rejects.toBeInstanceOf(ClosedError);
+  });
+});
+
+describe("property: random arrivals, costs and aborts", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("admits in arrival order, never overtakes, at most 2 store calls per admission, leaves no line", async () => {
+    let runs = 0;
+    let admittedAll = 0;
+    let callsAll = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          capacity: fc.integer({ min: 1, max: 5 }),
+          refillRate: fc.integer({ min: 1, max: 3 }),
+          interval: fc.integer({ min: 10, max: 200 }),
+          drained: fc.boolean(),
+        }),
+        fc.array(
+          fc.record({
+            at: fc.integer({ min: 0, max: 300 }),
+            cost: fc.integer({ min: 1, max: 5 }),
+            abortAt: fc.option(fc.integer({ min: 0, max: 600 }), { freq: 4 }),
+          }),
+          { minLength: 1, maxLength: 25 },
+        ),
+        async ({ drained, ...p }, arrivals) => {
+          vi.useFakeTimers({ now: 0 });
+          try {
+            const { store, limiter } = setup(p);
+            const waiters = new Waiters(limiter);
+            if (drained) await limiter.consume("k", { cost: p.capacity });
+            store.calls = 0;
+            const joined: number[] = [];
+            const admitted: number[] = [];
+            let aborted = 0;
+            const all: Promise<unknown>[] = [];
+            for (const [i, a] of arrivals.entries()) {
+              const controller = new AbortController();
+              setTimeout(() => {
+                joined.push(i);
+                all.push(
+                  waiters
+                    .wait("k", { cost: Math.min(a.cost, p.capacity), signal: controller.signal })
+                    .then(
+                      (d) => {
+                        expect(d.allowed).toBe(true);
+                        admitted.push(i);
+                      },
+                      () => {
+                        aborted++;
+                      },
+                    ),
+                );
+              }, a.at);
+              if (a.abortAt !== null)
+                setTimeout(() => controller.abort(new Error("gone")), a.abortAt);
+            }
+            const total = arrivals.reduce((n, a) => n + a.cost, 0);
+            await vi.advanceTimersByTimeAsync(
+              700 + Math.ceil(total / p.refillRate + 1) * p.interval,
+            );
+            await Promise.all(all);
+            expect(admitted.length + aborted).toBe(arrivals.length);
+            // Admissions follow the order of arrival (the waiters that stayed, in the order they came).
+            const rank = new Map(joined.map((i, n) => [i, n]));
+            const ranks = admitted.map((i) => rank.get(i) as number);
+            expect(ranks).toEqual([...ranks].sort((x, y) => x - y));
+            expect(store.calls).toBeLessThanOrEqual(2 * admitted.length + aborted + 1);
+            expect(waiters.size).toBe(0);
+            runs++;
+            admittedAll += admitted.length;
+            callsAll += store.calls;
+          } finally {
+            vi.useRealTimers();
+          }
+        },
+      ),
+      { numRuns: 200, seed: 14 },
+    );
+    console.log(
+      `guarantee: wait queue property: ${runs} random runs, ${admittedAll} admissions in arrival order with ${callsAll} store calls (${(callsAll / admittedAll).toFixed(2)} per admission)`,
+    );
+  });
+
+  it("two policies: the next head's wait is worked out from every bucket", async () => {
+    vi.useFakeTimers({ now: 0 });
+    const store = new CountingStore();
+    const limiter = new RateLimiter({
+      policies: [
+        { name: "burst", capacity: 2, refillRate: 1, interval: 100 },
+        { name: "slow", capacity: 4, refillRate: 1, interval: 1000 },
+      ],
+      store,
+    });
+    const at: number[] = [];
+    const all = Array.from({ length: 6 }, () => limiter.wait("k").then(() => at.push(Date.now())));
+    await vi.advanceTimersByTimeAsync(3000);
+    await Promise.all(all);
+    // 2 at once, 1 at 100 (burst), 1 at 200 (burst; slow still has 1), then slow's refills.
+    expect(at).toEqual([0, 0, 100, 200, 1000, 2000]);
+    expect(store.calls).toBeLessThanOrEqual(7);
   });
 });
 
