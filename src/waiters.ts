@@ -177,14 +177,15 @@ export class Waiters {
       }
       if (mine.waiters.length === 1) {
         this.#pump(mine);
-      } else if (maxWait !== Number.POSITIVE_INFINITY) {
+      } else if (maxWait <= MAX_TIMER) {
+        // Its deadline while it waits behind others; a longer maxWait is checked when it is the head.
         w.timer = setTimeout(
           () => {
             w.timer = undefined;
             const least = Math.max(1, this.#due(mine, cost, performance.now()));
             this.#leave(mine, w, new WaitTimeoutError(key, cost, maxWait + least, maxWait));
           },
-          Math.min(MAX_TIMER, Math.max(1, Math.ceil(maxWait))),
+          Math.max(1, Math.ceil(maxWait)),
         );
         w.timer.unref?.();
       }

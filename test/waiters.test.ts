@@ -173,6 +173,32 @@ describe("wait() queues waiters on one key", () => {
     expect(order).toEqual(["c"]);
   });
 
+  it("an abort while the head's store call is in flight: its admission goes to the next waiter of the same cost", async () => {
+    vi.useFakeTimers({ now: 0 });
+    const inner = new CountingStore();
+    /** A store that answers 5 ms later, as a network store does. */
+    const slow = {
+      consume: (...args: Parameters<MemoryStore["consume"]>) => {
+        const reply = [...inner.consume(...args)];
+        return new Promise<number[]>((r) => setTimeout(() => r(reply), 5));
+      },
+      reset: (...args: Parameters<MemoryStore["reset"]>) => inner.reset(...args),
+    };
+    const limiter = new RateLimiter({
+      policy: { capacity: 1, refillRate: 1, interval: 60_000 },
+      store: slow,
+    });
+    const first = new AbortController();
+    const a = limiter.wait("k", { signal: first.signal }).catch((e: unknown) => e);
+    const b = limiter.wait("k");
+    await vi.advanceTimersByTimeAsync(1);
+    first.abort(new Error("a gave up"));
+    expect(await a).toEqual(new Error("a gave up"));
+    await vi.advanceTimersByTimeAsync(5);
+    expect((await b).allowed).toBe(true);
+    expect(inner.calls).toBe(1);
+  });
+
   it("maxWait: a waiter behind others rejects at once when the bucket alone needs longer", async () => {
     vi.useFakeTimers({ now: 0 });
     const { limiter } = setup({ capacity: 1, refillRate: 1, interval: 10_000 });
