@@ -12,13 +12,12 @@ export type Clock = () => number;
  * bucket's timeline. A turn that makes many decisions re-reads after
  * MAX_REUSE of them, so a long synchronous stretch cannot freeze time.
  *
- * When `Date.now` (or `performance.now`) has been replaced, as fake timers
- * do, every call reads the replacement: tests that move time by hand see it
- * move at once. Runtimes without `setImmediate` read the clock every call.
+ * Under fake timers (which replace `Date` and `performance.now`) every call
+ * reads the fake: tests that move time by hand see it move at once. Runtimes
+ * without `setImmediate` read the clock every call.
  */
 const MAX_REUSE = 16;
 
-const nativeDateNow = Date.now;
 const nativePerformanceNow = performance.now;
 const schedule = typeof setImmediate === "function" ? setImmediate : undefined;
 
@@ -52,19 +51,27 @@ class TurnCache {
 
 const epoch = new TurnCache();
 const monotonic = new TurnCache();
-const readDate = (): number => nativeDateNow();
 const readPerformance = (): number => performance.now();
+/**
+ * Epoch ms that only move forward: the wall clock when the process started
+ * plus the monotonic time since. A wall-clock step (NTP, an operator, a VM
+ * restored from a snapshot) moves `Date.now` but not this; NTP's gradual
+ * slewing moves both alike.
+ */
+const readEpoch = (): number => Math.floor(performance.timeOrigin + performance.now());
 
 /**
- * turnNow is the default clock: epoch milliseconds, read once per event-loop
- * turn. Fake timers (@sinonjs/fake-timers, behind vitest's and jest's) mark
- * their Date `isFake`: that catches them even when installed before this
- * module loaded, when the Date.now seen here is already the fake one.
+ * turnNow is the default clock: epoch milliseconds that never jump (see
+ * readEpoch), read once per event-loop turn. Replacing `Date.now` alone does
+ * not move it, so a wall-clock step changes no decision. Fake timers
+ * (@sinonjs/fake-timers, behind vitest's and jest's) mark their Date
+ * `isFake`: then it reads the fake `Date.now`, even when they were installed
+ * before this module loaded.
  */
-export const turnNow: Clock = () => {
-  const date = Date as DateConstructor & { isFake?: boolean };
-  return date.now === nativeDateNow && date.isFake !== true ? epoch.get(readDate) : date.now();
-};
+export const turnNow: Clock = () =>
+  (Date as DateConstructor & { isFake?: boolean }).isFake === true
+    ? Date.now()
+    : epoch.get(readEpoch);
 
 /** turnMonotonic is `performance.now()`, read once per event-loop turn: for timing within this process. */
 export const turnMonotonic: Clock = () =>

@@ -1,7 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { type Clock, turnMonotonic, turnNow } from "./clock.js";
 import { type Decision, decide, RepeatMemo, type StoreReply } from "./core/decision.js";
-import { ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
+import { ConfigError, CostError } from "./core/errors.js";
+import { assertKey, boundKey } from "./core/key.js";
 import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
 import { LimiterEvents, outcomeOf } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
@@ -9,6 +10,9 @@ import { type TopKey, TopLimited } from "./metrics/top-keys.js";
 import { MemoryStore } from "./stores/memory-store.js";
 import type { Store } from "./stores/store.js";
 import { StoreTimeoutError } from "./stores/store-errors.js";
+import { Waiters, type WaitOptions } from "./waiters.js";
+
+export type { WaitOptions } from "./waiters.js";
 
 /**
  * StoreErrorMode says who decides while the store fails (error, timeout, or
@@ -48,7 +52,7 @@ export interface RateLimiterOptions {
   policy?: PolicyInput;
   /** Where buckets live. Default: a new MemoryStore (using `clock`). */
   store?: Store;
-  /** Returns epoch ms; default `Date.now` read once per event-loop turn (see README, "Clock"). Used by the default MemoryStore and by `wait`. */
+  /** Returns epoch ms; default a clock that never jumps, read once per event-loop turn (see turnNow). Used by the default MemoryStore and the top-limited summary. */
   clock?: Clock;
   /**
    * What decides while a network store (RedisStore) fails or misses its
@@ -87,13 +91,6 @@ export interface RateLimiterOptions {
 export interface ConsumeOptions {
   /** Tokens this request spends: a whole number from 1 to the smallest capacity. Default 1. */
   cost?: number;
-}
-
-export interface WaitOptions extends ConsumeOptions {
-  /** Aborts the wait; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
-  /** Most milliseconds to wait; a longer wait rejects at once with WaitTimeoutError. Default: no limit. */
-  maxWait?: number;
 }
 
 const OPTIONS = new Set([
@@ -270,6 +267,7 @@ export class RateLimiter {
   #timeout = 0;
   #cacheClock: Clock = turnMonotonic;
   readonly #repeats = new RepeatMemo();
+  readonly #waiters = new Waiters(this);
   #lastDecision: Decision | undefined;
   #lastPromise: Promise<Decision> | undefined;
   #denials: Map<string, Denial> | undefined;
@@ -326,11 +324,13 @@ export class RateLimiter {
   /** reset forgets `key`: its next request sees full buckets. */
   async reset(key: string): Promise<void> {
     assertKey(key);
+    key = boundKey(key);
     this.#denials?.delete(key);
     this.#insurance?.reset(key, this.#scale(this.policies));
     const done = this.store.reset(key, this.policies);
     if (!this.#remote || !(done instanceof Promise)) {
       await done;
+      this.#waiters.wake(key);
       return;
     }
     let timer: NodeJS.Timeout | undefined;
@@ -339,6 +339,7 @@ export class RateLimiter {
     });
     try {
       await Promise.race([done, late]);
+      this.#waiters.wake(key);
     } finally {
       clearTimeout(timer);
       done.catch(() => {});
@@ -347,36 +348,18 @@ export class RateLimiter {
 
   /**
    * wait resolves once `cost` tokens have been spent for `key`, sleeping as long
-   * as needed (for throttling outbound calls). It rejects with
-   * WaitTimeoutError at once when the wait would pass `maxWait`, and with the
-   * signal's reason when aborted.
+   * as needed (for throttling outbound calls). Waiters on one key are served
+   * in arrival order (see Waiters). It rejects with WaitTimeoutError as soon as
+   * the wait is known to pass `maxWait`, with the signal's reason when aborted,
+   * and with ClosedError when the limiter closes.
    */
-  async wait(key: string, options: WaitOptions = {}): Promise<Decision> {
-    const { signal, maxWait = Number.POSITIVE_INFINITY } = options;
-    const cost = costOf(options);
-    if (typeof maxWait !== "number" || Number.isNaN(maxWait) || maxWait < 0) {
-      throw new ConfigError(
-        "maxWait",
-        maxWait,
-        "must be a number of milliseconds >= 0",
-        "pass maxWait: 5000, or leave it out to wait as long as needed",
-      );
-    }
-    const start = this.clock();
-    for (;;) {
-      signal?.throwIfAborted();
-      const decision = await this.check(key, cost, true, this.policies);
-      if (decision.allowed) return decision;
-      const waited = this.clock() - start;
-      if (waited + decision.retryAfter > maxWait) {
-        throw new WaitTimeoutError(key, cost, decision.retryAfter, maxWait);
-      }
-      await sleep(decision.retryAfter, signal);
-    }
+  wait(key: string, options?: WaitOptions): Promise<Decision> {
+    return this.#waiters.wait(key, options);
   }
 
   /** close releases the store. */
   async close(): Promise<void> {
+    this.#waiters.close();
     await this.store.close?.();
   }
 
@@ -395,6 +378,7 @@ export class RateLimiter {
     list: readonly Policy[],
     shadow = false,
   ): Decision | Promise<Decision> {
+    key = boundKey(key);
     if (!spend || !(this.events.observing || this.#top !== undefined)) {
       return this.#decide(key, cost, spend, list);
     }
@@ -805,28 +789,4 @@ function cachedDecision(hit: Denial, now: number): Decision {
 function costOf(options: ConsumeOptions | undefined): number {
   const cost = options?.cost;
   return cost === undefined ? 1 : cost;
-}
-
-function assertKey(key: unknown): asserts key is string {
-  if (typeof key !== "string") {
-    throw new TypeError(`floodgate: the client key must be a string, got ${typeof key}`);
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -34,9 +34,27 @@ describe("the default clock (read once per event-loop turn)", () => {
     expect(seen.at(-1)).toBeGreaterThan(first);
   });
 
-  it("never runs ahead of Date.now", async () => {
+  it("never runs ahead of the monotonic truth, and stays by the wall clock while it does not step", async () => {
     await nextTurn();
-    for (let i = 0; i < 1000; i++) expect(turnNow()).toBeLessThanOrEqual(Date.now());
+    for (let i = 0; i < 1000; i++) {
+      expect(turnNow()).toBeLessThanOrEqual(performance.timeOrigin + performance.now());
+    }
+    expect(Math.abs(turnNow() - Date.now())).toBeLessThan(1000);
+  });
+
+  it("does not move when only Date.now moves (a wall-clock step)", async () => {
+    await nextTurn();
+    const before = turnNow();
+    const realNow = Date.now.bind(Date);
+    const step = vi.spyOn(Date, "now").mockImplementation(() => realNow() + 3_600_000);
+    try {
+      await nextTurn();
+      const during = turnNow();
+      expect(during - before).toBeGreaterThanOrEqual(0);
+      expect(during - before).toBeLessThan(1000);
+    } finally {
+      step.mockRestore();
+    }
   });
 
   it("follows fake timers at once: every call reads the replaced Date.now", () => {

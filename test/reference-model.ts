@@ -30,6 +30,8 @@ export class ReferenceLimiter {
   constructor(readonly policies: RefPolicy[]) {}
 
   #advance(p: RefPolicy, b: Bucket, now: number): void {
+    // A next refill more than one interval away can only come from a clock that stepped back.
+    if (b.refilledAt - now > p.interval) b.refilledAt = now;
     while (b.refilledAt + p.interval <= now && b.tokens < p.capacity) {
       b.tokens = Math.min(p.capacity, b.tokens + p.refillRate);
       b.refilledAt += p.interval;

@@ -17,6 +17,9 @@ describe("refill at fixed instants", () => {
     [0, 0, 10 ** 12, 10, 10 ** 12],
     [5, 5000, 4000, 5, 5000],
     [10, 5000, 4000, 10, 4000],
+    // More than one interval ahead (the clock stepped back): clamped to now, nothing added.
+    [5, 5000, 3999, 5, 3999],
+    [0, 3_600_000, 0, 0, 0],
   ])(
     "(%i tokens, refilled at %i) at %i -> %i tokens, refilled at %i",
     (t, r, now, tokens, refilledAt) => {

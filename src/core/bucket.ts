@@ -13,7 +13,10 @@ export interface BucketState {
 /**
  * refill brings `state` up to `now`: whole intervals only (a partial interval
  * is never lost), capped at capacity, and a clock that went backwards adds
- * nothing. A full bucket is a new bucket: its `refilledAt` becomes `now`.
+ * nothing. A `refilledAt` more than one interval ahead of `now` (the clock
+ * stepped back) is clamped to `now`, so a step back can hold a client for
+ * one interval, not for the length of the step. A full bucket is a new
+ * bucket: its `refilledAt` becomes `now`.
  */
 export function refill(p: Policy, state: BucketState, now: number): void {
   const elapsed = now - state.refilledAt;
@@ -21,6 +24,8 @@ export function refill(p: Policy, state: BucketState, now: number): void {
     const n = Math.floor(elapsed / p.interval);
     state.tokens = Math.min(p.capacity, state.tokens + n * p.refillRate);
     state.refilledAt += n * p.interval;
+  } else if (elapsed < -p.interval) {
+    state.refilledAt = now;
   }
   if (state.tokens >= p.capacity) {
     state.tokens = p.capacity;

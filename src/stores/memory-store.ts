@@ -4,6 +4,7 @@ import type { BucketState } from "../core/bucket.js";
 import { refill, untilFull } from "../core/bucket.js";
 import { charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
+import { boundKey } from "../core/key.js";
 import type { Policy } from "../core/policy.js";
 import type { Store } from "./store.js";
 
@@ -18,8 +19,10 @@ export interface MemoryStoreOptions {
    */
   maxKeys?: number;
   /**
-   * Returns epoch ms. Default: `Date.now` read once per event-loop turn (see
-   * README, "Clock"). Pass a fake clock to test limits without sleeping.
+   * Returns epoch ms. Default: a clock that never jumps (the wall clock at
+   * start plus monotonic time, read once per event-loop turn), so a
+   * wall-clock step changes no decision. Pass a fake clock to test limits
+   * without sleeping.
    */
   clock?: Clock;
   /** Hears each bucket evicted at `maxKeys`; see MemoryStore.onEvict. */
@@ -290,6 +293,8 @@ export class MemoryStore implements Store {
     const tables = policies === this.#lastList ? this.#lastTables : this.#tablesOf(policies);
     let h = this.#lastHash;
     if (key !== this.#lastKey) {
+      // Called directly, a store sees raw keys: hold long ones as digests too.
+      key = boundKey(key);
       h = hashOf(key);
       this.#lastKey = key;
       this.#lastHash = h;
@@ -376,6 +381,7 @@ export class MemoryStore implements Store {
   }
 
   reset(key: string, policies: readonly Policy[]): void {
+    key = boundKey(key);
     const h = hashOf(key);
     for (const p of policies) {
       const table = this.#tables.get(p.name);

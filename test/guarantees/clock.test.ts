@@ -8,9 +8,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface, type Interface } from "node:readline";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MemoryStore, RateLimiter } from "../../src/index.js";
 import { describeRedis, type RedisServer, startRedis } from "../helpers/redis-server.js";
 import { ReferenceLimiter, type RefPolicy } from "../reference-model.js";
@@ -221,6 +222,98 @@ describe("guarantee: a wall-clock jump of +-1 h on the memory store never grants
     );
     console.log(
       `guarantee: clock jump +-1 h (memory store): ${runs} random sequences with 1-3 jumps: one jump granted at most ${Math.max(0, worstOne).toFixed(2)} bucket beyond the honest limit; any run at most ${Math.max(0, worstPerJump).toFixed(2)} bucket per jump (bound 1)`,
+    );
+  });
+});
+
+describe("guarantee: a wall-clock step of +1 h and back changes no decision of the default memory store", () => {
+  it("decides alike with Date.now stepped and without, and never holds a client for the step", async () => {
+    const HOUR = 3_600_000;
+    const policy = { capacity: 10, refillRate: 10, interval: 1000 };
+    const stepped = new RateLimiter({ policy });
+    const control = new RateLimiter({ policy });
+    const realNow = Date.now.bind(Date);
+    let offset = 0;
+    const wall = vi.spyOn(Date, "now").mockImplementation(() => realNow() + offset);
+    const rows: string[] = [];
+    let worstRetry = 0;
+    try {
+      // Each phase is one event-loop turn: both limiters see the same instant of the default clock.
+      for (const [phase, shift, requests] of [
+        ["before", 0, 11],
+        ["+1 h", HOUR, 4],
+        ["back", 0, 4],
+      ] as const) {
+        await nextTurn();
+        let same = 0;
+        for (let i = 0; i < requests; i++) {
+          offset = shift;
+          const a = await stepped.consume("client");
+          offset = 0;
+          const b = await control.consume("client");
+          expect({ ...a, policies: undefined }, `${phase} request ${i}`).toEqual({
+            ...b,
+            policies: undefined,
+          });
+          if (!a.allowed) worstRetry = Math.max(worstRetry, a.retryAfter);
+          same++;
+        }
+        rows.push(`${phase}: ${same}/${requests} alike`);
+      }
+    } finally {
+      wall.mockRestore();
+    }
+    expect(worstRetry).toBeLessThanOrEqual(1000);
+    console.log(
+      `guarantee: wall-clock step (memory store, default clock): ${rows.join(", ")}; longest retryAfter ${worstRetry} ms (issue: ~59 min after +1 h and back)`,
+    );
+  });
+});
+
+describe("guarantee: a clock that steps back holds a client for at most one interval more than its cost needs", () => {
+  it("random steps back of up to 1 h on a user-supplied clock", () => {
+    let worst = 0;
+    let steps = 0;
+    fc.assert(
+      fc.property(
+        fc.record({
+          capacity: fc.integer({ min: 1, max: 20 }),
+          refillRate: fc.integer({ min: 1, max: 5 }),
+          interval: fc.integer({ min: 10, max: 1000 }),
+        }),
+        fc.array(
+          fc.record({
+            dt: fc.integer({ min: -3_600_000, max: 300 }),
+            back: fc.boolean(),
+            cost: fc.integer({ min: 1, max: 3 }),
+          }),
+          { minLength: 1, maxLength: 60 },
+        ),
+        (p, moves) => {
+          let t = 1_700_000_000_000;
+          const limiter = new RateLimiter({
+            policy: p,
+            store: new MemoryStore({ clock: () => t }),
+          });
+          for (const m of moves) {
+            t += m.back ? m.dt : Math.abs(m.dt) % 301;
+            const cost = Math.min(m.cost, p.capacity);
+            const d = limiter.check("client", cost, true, limiter.policies) as {
+              allowed: boolean;
+              retryAfter: number;
+            };
+            // The longest honest wait for `cost` from an empty bucket, plus one interval.
+            const bound = Math.ceil(cost / p.refillRate) * p.interval + p.interval;
+            if (!d.allowed) worst = Math.max(worst, d.retryAfter / bound);
+            expect(d.retryAfter).toBeLessThanOrEqual(bound);
+            steps++;
+          }
+        },
+      ),
+      { numRuns: 2000, seed: 14 },
+    );
+    console.log(
+      `guarantee: clock stepped back (memory store, user clock): ${steps} decisions after random steps back of up to 1 h: longest retryAfter ${(worst * 100).toFixed(0)}% of (honest wait for the cost + one interval)`,
     );
   });
 });

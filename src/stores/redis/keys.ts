@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { boundKey } from "../../core/key.js";
 
 /** Longest client identifier kept verbatim in a key; longer ones are hashed. */
 const MAX_ID = 44;
@@ -15,9 +16,12 @@ export const MAX_PREFIX = 20;
  * tag `{}` would not pin a slot), long ones (keys must not grow with input),
  * ones with braces (a hostile `}` could choose the Cluster slot), control
  * characters, NUL, non-ASCII, and ones starting with `#` (which could
- * otherwise pose as another client's hash).
+ * otherwise pose as another client's hash). A key longer than 64 bytes is
+ * first bounded as everywhere else (boundKey), so a client reaches the same
+ * Redis key through a RateLimiter and through the store called directly.
  */
 export function keyId(id: string): string {
+  id = boundKey(id);
   const n = id.length;
   if (n === 0 || n > MAX_ID || id.charCodeAt(0) === 0x23) return hashed(id);
   for (let i = 0; i < n; i++) {

@@ -18,6 +18,9 @@ import { createHash } from "node:crypto";
  *           keys then get a minute of extra TTL, since real time no longer
  *           matches the injected one.
  *
+ * A refilledAt more than one interval ahead of `now` (Redis TIME stepped
+ * back) is clamped to `now` and written, as src/core/bucket.ts does.
+ *
  * A bucket is stored as the string "tokens refilledAt" with `PX` = the ms
  * until it is full again (capped at 1e13 ms, about 300 years); a full bucket
  * is deleted (it equals a missing one). Denials and peeks that refilled
@@ -62,6 +65,10 @@ if n == 1 then
       a = a + k * int
       at = nil
       dirty = true
+    elseif a - now > int then
+      a = now
+      at = nil
+      dirty = true
     end
     if t >= cap then
       t = cap
@@ -102,6 +109,9 @@ for i = 1, n do
       local k = math.floor((now - a) / int)
       t = t + k * tonumber(ARGV[3 * i])
       a = a + k * int
+      d = true
+    elseif a - now > int then
+      a = now
       d = true
     end
     if t >= cap then
