@@ -274,6 +274,8 @@ export class RateLimiter {
   #lastPromise: Promise<Decision> | undefined;
   #denials: Map<string, Denial> | undefined;
   #insurance: MemoryStore | undefined;
+  /** This limiter's policies and those adopted from the HTTP layer, once any were; see adopt. */
+  #every: readonly Policy[] | undefined;
   readonly #scaled = new WeakMap<readonly Policy[], readonly Policy[]>();
   #queue: Call[] = [];
   #head = 0;
@@ -323,12 +325,17 @@ export class RateLimiter {
     }
   }
 
-  /** reset forgets `key`: its next request sees full buckets. */
+  /**
+   * reset forgets `key`: its next request sees full buckets, under this
+   * limiter's policies and every policy the HTTP layer has charged through
+   * it (tiers, route policies).
+   */
   async reset(key: string): Promise<void> {
     assertKey(key);
+    const every = this.#every ?? this.policies;
     this.#denials?.delete(key);
-    this.#insurance?.reset(key, this.#scale(this.policies));
-    const done = this.store.reset(key, this.policies);
+    this.#insurance?.reset(key, this.#scale(every));
+    const done = this.store.reset(key, every);
     if (!this.#remote || !(done instanceof Promise)) {
       await done;
       return;
@@ -373,6 +380,19 @@ export class RateLimiter {
       }
       await sleep(decision.retryAfter, signal);
     }
+  }
+
+  /**
+   * adopt makes `reset` forget a key's buckets under `list` too: the HTTP
+   * layer calls it once per policy list it charges through this limiter (a
+   * tier, a route's policy). Buckets are kept per policy name, so a name
+   * already known adds nothing; the HTTP layer bounds how many names a store
+   * sees. @internal
+   */
+  adopt(list: readonly Policy[]): void {
+    const every = this.#every ?? this.policies;
+    const fresh = list.filter((p) => !every.some((q) => q.name === p.name));
+    if (fresh.length > 0) this.#every = Object.freeze([...every, ...fresh]);
   }
 
   /** close releases the store. */

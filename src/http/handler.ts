@@ -39,6 +39,8 @@ export type CheckResult = RateLimitOutcome | null | Promise<RateLimitOutcome | n
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
 const SIGNATURES = 256;
+/** The most distinct policy names one store is used with through the HTTP layer. */
+const MAX_NAMES = 1024;
 
 /** Policy names already used with each store, to catch two different policies sharing buckets. */
 const storeNames = new WeakMap<Store, Map<string, Policy>>();
@@ -112,10 +114,13 @@ export class RateLimit<Req, Reply = never> {
     this.#extra = extra;
     this.options = Object.freeze({ ...options });
     this.respond = s.respond;
-    this.#book =
-      inherit && base !== undefined
-        ? base.#book
-        : { set: s.set, byObject: new WeakMap(), bySignature: new Map() };
+    // A route that charges the same limiter with the same policies shares its
+    // compiled lists; any other gets its own, so each list is registered with
+    // (and adopted by, for reset) the limiter that charges it.
+    const shared = inherit && shareStore && base !== undefined;
+    this.#book = shared
+      ? base.#book
+      : { set: s.set, byObject: new WeakMap(), bySignature: new Map() };
     if (shareStore && base !== undefined) {
       this.limiter = base.limiter;
     } else if (s.limiter !== undefined) {
@@ -132,7 +137,7 @@ export class RateLimit<Req, Reply = never> {
         s.store === undefined ? policies : { ...policies, store: s.store },
       );
     }
-    if (this.#book.set !== undefined && !inherit) this.#register(this.#book.set, s.policiesOption);
+    if (this.#book.set !== undefined && !shared) this.#register(this.#book.set, s.policiesOption);
   }
 
   /**
@@ -278,7 +283,10 @@ export class RateLimit<Req, Reply = never> {
 
   /**
    * register refuses a policy whose name another policy with different
-   * numbers already uses in the same store: they would share buckets.
+   * numbers already uses in the same store (they would share buckets), and
+   * more than MAX_NAMES names in one store (names are a fixed set, such as
+   * tiers, never one per client). Then the limiter adopts the list, so its
+   * `reset(key)` forgets the key's buckets under these policies too.
    */
   #register(set: PolicySet, option: string): void {
     const store = this.limiter.store;
@@ -290,6 +298,14 @@ export class RateLimit<Req, Reply = never> {
     for (const p of set.list) {
       const seen = names.get(p.name);
       if (seen === undefined) {
+        if (names.size >= MAX_NAMES) {
+          throw new ConfigError(
+            option,
+            p.name,
+            `is policy name number ${MAX_NAMES + 1} used with this store: buckets, and reset, are kept per policy name, so names must be a small fixed set`,
+            "name policies by tier or route (constants), never by client: key clients with the key option",
+          );
+        }
         names.set(p.name, p);
       } else if (
         seen.capacity !== p.capacity ||
@@ -304,6 +320,7 @@ export class RateLimit<Req, Reply = never> {
         );
       }
     }
+    this.limiter.adopt(set.list);
   }
 }
 

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Decision } from "../../src/core/decision.js";
 import type { PolicyInput } from "../../src/core/policy.js";
 import { keys } from "../../src/http/keys.js";
+import { RateLimiter } from "../../src/limiter.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 import { parseRateLimitList } from "../ratelimit-fields.js";
 
@@ -44,6 +45,8 @@ export interface AppSpec {
 export interface Server {
   readonly url: string;
   close(): Promise<void>;
+  /** The global middleware's limiter, where the adapter hands it out (all but Fastify and Fetch). */
+  readonly limiter?: RateLimiter;
 }
 
 export interface Harness {
@@ -331,6 +334,64 @@ export function contract(harness: Harness): void {
       await send(server, "/");
       expect((await send(server, "/")).status).toBe(429);
       expect((await send(server, "/", { headers: { "x-plan": "paid" } })).status).toBe(200);
+    });
+
+    describe("reset(key) forgets every bucket of the key: base, tiers and route policies", () => {
+      const free = [{ name: "free", capacity: 2, refillRate: 1, interval: 60_000 }];
+      const paid = [{ name: "paid", capacity: 3, refillRate: 1, interval: 60_000 }];
+      const as = (user: string, plan = "free") => ({
+        headers: { "x-api-key": user, "x-plan": plan },
+      });
+      const tiers = (request: never) => (kit.header(request, "x-plan") === "paid" ? paid : free);
+
+      /** drained sends requests until one is limited; true when one was. */
+      async function drained(server: Server, path: string, init: object): Promise<boolean> {
+        const method = path === "/signup" ? "POST" : "GET";
+        for (let i = 0; i < 12; i++) {
+          if ((await send(server, path, { method, ...init })).status === 429) return true;
+        }
+        return false;
+      }
+
+      async function check(server: Server, reset: (key: string) => Promise<void>) {
+        expect(await drained(server, "/", as("alice"))).toBe(true);
+        expect(await drained(server, "/", as("alice", "paid"))).toBe(true);
+        expect(await drained(server, "/signup", as("alice"))).toBe(true);
+        expect(await drained(server, "/", as("bob"))).toBe(true);
+        await reset("x-api-key=alice");
+        const tier = await send(server, "/", as("alice"));
+        expect(tier.status).toBe(200);
+        expect(tier.headers.ratelimit).toBe('"free";r=1;t=60');
+        expect((await send(server, "/", as("alice", "paid"))).headers.ratelimit).toBe(
+          '"paid";r=2;t=60',
+        );
+        expect((await send(server, "/signup", { method: "POST", ...as("alice") })).status).toBe(
+          200,
+        );
+        expect((await send(server, "/", as("bob"))).status).toBe(429);
+      }
+
+      it("through a RateLimiter the operator passes in", async () => {
+        const { store } = fakeClock();
+        const limiter = new RateLimiter({ policy: burst, store });
+        const global = { limiter, policies: tiers, key: keys.header("x-api-key") };
+        const server = await harness.start(appSpec(global, store));
+        servers.push(server);
+        await check(server, (key) => limiter.reset(key));
+      });
+
+      it.runIf(harness.name !== "fastify" && harness.name !== "fetch")(
+        "through the middleware's own limiter",
+        async () => {
+          const { store } = fakeClock();
+          const global = { store, policies: tiers, key: keys.header("x-api-key") };
+          const server = await harness.start(appSpec(global, store));
+          servers.push(server);
+          const limiter = server.limiter as RateLimiter;
+          expect(limiter).toBeInstanceOf(RateLimiter);
+          await check(server, (key) => limiter.reset(key));
+        },
+      );
     });
 
     it("in shadow mode blocks no one, and still reports the decision", async () => {

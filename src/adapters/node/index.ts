@@ -37,7 +37,11 @@ export interface NodeRateLimit {
    * and the rest, including the limiter (so the buckets), is shared.
    */
   route(overrides: RateLimitOptions<IncomingMessage, ServerResponse>): NodeRateLimit;
-  /** limiter is the RateLimiter this check charges. */
+  /**
+   * limiter is the RateLimiter this check charges. Its `reset(key)` forgets
+   * the key's buckets under every policy this check and its routes charge
+   * through it: its own, each tier, each route's.
+   */
   readonly limiter: RateLimiter;
 }
 

@@ -42,7 +42,7 @@ export function expressHarness(name: string, express: typeof express5): Harness 
         if (route.method === "GET") app.get(route.path, ...limits, handler);
         else app.post(route.path, ...limits, handler);
       }
-      return served(app.listen(0, "127.0.0.1"));
+      return { ...(await served(app.listen(0, "127.0.0.1"))), limiter: global.limiter };
     },
   };
 }
