@@ -32,6 +32,12 @@ export interface RateLimitOutcome {
   readonly headers: readonly string[];
   /** The limited response to send when `limited` and no `respond` option is set. */
   readonly response: LimitedResponse | undefined;
+  /** The policy list `decision` was made under: with `legacy` and `ietf`, what stacked limiters merge `headers` from. */
+  readonly set: PolicySet;
+  /** This middleware sends the legacy X-RateLimit-* headers. */
+  readonly legacy: boolean;
+  /** This middleware sends the IETF RateLimit-Policy and RateLimit headers. */
+  readonly ietf: boolean;
 }
 
 /** CheckResult is `check`'s answer: null when the request was skipped. */
@@ -256,6 +262,9 @@ export class RateLimit<Req, Reply = never> {
           ? headerList(set, decision, s.legacy, s.ietf, limited)
           : NO_HEADERS,
       response,
+      set,
+      legacy: s.legacy,
+      ietf: s.ietf,
     };
   }
 

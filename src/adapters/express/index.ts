@@ -96,7 +96,7 @@ function answer(
     else if (!res.writableEnded) res.end();
     return;
   }
-  const headers = recordIn(bag, outcome.headers, limited);
+  const headers = recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }

@@ -89,7 +89,7 @@ function answer(
     stackedIn(bag) !== undefined && earlier !== null
       ? stricter(earlier, outcome.decision)
       : outcome.decision;
-  const headers = recordIn(bag, outcome.headers, outcome.limited);
+  const headers = recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     reply.header(headers[i] as string, headers[i + 1]);
   }

@@ -99,7 +99,7 @@ async function answer(
     earlier === undefined ? outcome.decision : stricter(earlier, outcome.decision),
   );
   const limited = outcome.limited;
-  record(holder, outcome.headers, limited);
+  record(holder, outcome);
   if (!limited) {
     const response = await handler(request, ...rest);
     // The last limiter to run has merged every stacked limiter's headers.

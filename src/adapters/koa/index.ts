@@ -76,7 +76,7 @@ function answer(
     // Someone has already answered: add nothing; a limited request still stops here.
     return limited ? undefined : next();
   }
-  const headers = recordIn(bag, outcome.headers, limited);
+  const headers = recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }

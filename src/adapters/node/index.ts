@@ -81,10 +81,7 @@ function answer(
     if (!res.writableEnded) res.end();
     return ANSWERED;
   }
-  const headers =
-    bag === undefined
-      ? record(req, outcome.headers, limited)
-      : recordIn(bag, outcome.headers, limited);
+  const headers = bag === undefined ? record(req, outcome) : recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }
