@@ -193,6 +193,34 @@ describe("tiers: policies as a function of the request", () => {
   });
 });
 
+describe("CORS preflights", () => {
+  const withMethod: RequestReader<Req & { method: string }> = {
+    ...reader,
+    method: (r) => r.method,
+  };
+  const preflight = (method = "OPTIONS", acrm: string | null = "POST") => ({
+    ...req("1.1.1.1", acrm === null ? {} : { "access-control-request-method": acrm }),
+    method,
+  });
+
+  it("pass uncounted by default: only OPTIONS with Access-Control-Request-Method", () => {
+    const limit = createRateLimit<Req & { method: string }>({ policy: burst }, withMethod);
+    expect(limit.check(preflight())).toBeNull();
+    expect(sync(limit.check(preflight("OPTIONS", null))).decision.remaining).toBe(9);
+    expect(sync(limit.check(preflight("POST"))).decision.remaining).toBe(8);
+  });
+
+  it("are counted with countPreflights, and by a reader that cannot tell the method", () => {
+    const counted = createRateLimit<Req & { method: string }>(
+      { policy: burst, countPreflights: true },
+      withMethod,
+    );
+    expect(sync(counted.check(preflight())).decision.remaining).toBe(9);
+    const blind = createRateLimit<Req & { method: string }>({ policy: burst }, reader);
+    expect(sync(blind.check(preflight())).decision.remaining).toBe(9);
+  });
+});
+
 describe("reset(key) through the middleware's limiter", () => {
   const free = [{ name: "free", capacity: 2, refillRate: 1, interval: 60_000 }];
   const paid = [{ name: "paid", capacity: 3, refillRate: 1, interval: 60_000 }];
@@ -470,6 +498,11 @@ describe("options are checked when built", () => {
     ["a null body", { body: null }, /"body".*got null/],
     ["a body JSON cannot write", { body: { n: 1n } }, /"body" must be serializable as JSON/],
     ["a bad respond", { respond: {} }, /"respond" must be a function/],
+    [
+      "a bad countPreflights",
+      { countPreflights: "yes" },
+      /"countPreflights" must be true or false/,
+    ],
   ])("%s", (_, options, message) => {
     const build = () =>
       createRateLimit<Req>({ ...good, ...options } as RateLimitOptions<Req>, reader);

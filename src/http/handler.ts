@@ -147,13 +147,15 @@ export class RateLimit<Req, Reply = never> {
   }
 
   /**
-   * check decides one request. It returns null when `skip` said so, else the
+   * check decides one request. It returns null for a CORS preflight (unless
+   * `countPreflights`) and when `skip` said so, else the
    * outcome; synchronously when the store and the user's functions are
    * synchronous, else as a promise. Errors of the user's functions, a
    * CostError for a bad cost and a ConfigError for bad policies from a
    * policies function are thrown (or rejected) for the framework's error path.
    */
   check(request: Req): CheckResult {
+    if (!this.#s.countPreflights && this.#preflight(request)) return null;
     const skip = this.#s.skip;
     if (skip !== undefined) {
       const skipped = skip(request);
@@ -195,6 +197,15 @@ export class RateLimit<Req, Reply = never> {
       this.#extra,
       prefix,
       this,
+    );
+  }
+
+  /** preflight tells a CORS preflight: OPTIONS with Access-Control-Request-Method (Fetch standard). */
+  #preflight(request: Req): boolean {
+    const reader = this.#reader;
+    return (
+      reader.method?.(request) === "OPTIONS" &&
+      reader.header(request, "access-control-request-method") !== undefined
     );
   }
 

@@ -13,6 +13,12 @@ export interface RequestReader<Req> {
   address(request: Req): string | undefined;
   /** header is the request header `name` (given in lower case), repeated fields joined with ", "; undefined when absent. */
   header(request: Req, name: string): string | undefined;
+  /**
+   * method is the request method in upper case, as the client sent it.
+   * Every adapter implements it; a reader without it never has a request
+   * taken for a CORS preflight.
+   */
+  method?(request: Req): string | undefined;
 }
 
 /**

@@ -28,7 +28,7 @@ export type Limit = "global" | { readonly route: Options } | { readonly own: Opt
 export type Reply = "hello" | "data" | "health" | "ok" | "decision";
 
 export interface Route {
-  readonly method: "GET" | "POST";
+  readonly method: "GET" | "POST" | "OPTIONS";
   readonly path: string;
   /** The limiters in order; empty: not limited. */
   readonly limits: readonly Limit[];
@@ -101,6 +101,7 @@ export function appSpec(global: Options, store: MemoryStore, auth = false): AppS
       { method: "GET", path: "/data", limits: ["global"], reply: "data" },
       { method: "GET", path: "/decision", limits: ["global"], reply: "decision" },
       { method: "GET", path: "/health", limits: [], reply: "health" },
+      { method: "OPTIONS", path: "/", limits: ["global"], reply: "ok" },
       { method: "GET", path: "/report", limits: [{ route: { cost: 5 } }], reply: "ok" },
       { method: "POST", path: "/signup", limits: [{ route: { policy: signup } }], reply: "ok" },
       {
@@ -286,6 +287,29 @@ export function contract(harness: Harness): void {
         expect(rateHeaders(health)).toEqual({});
       }
       expect((await send(server, "/")).headers["x-ratelimit-remaining"]).toBe("3");
+    });
+
+    it("lets CORS preflights pass uncounted and without headers, unless countPreflights", async () => {
+      const preflight = {
+        method: "OPTIONS",
+        headers: { origin: "https://app.example", "access-control-request-method": "POST" },
+      };
+      const { server } = await app();
+      for (let i = 0; i < 15; i++) {
+        const a = await send(server, "/", preflight);
+        expect(a.status).toBe(200);
+        expect(rateHeaders(a)).toEqual({});
+      }
+      // An OPTIONS request that is no preflight is counted.
+      const plain = await send(server, "/", { method: "OPTIONS" });
+      expect(plain.headers["x-ratelimit-remaining"]).toBe("9");
+      expect((await send(server, "/")).headers["x-ratelimit-remaining"]).toBe("8");
+      const counted = (await app({ countPreflights: true })).server;
+      for (let i = 9; i >= 0; i--) {
+        const a = await send(counted, "/", preflight);
+        expect(a.headers["x-ratelimit-remaining"]).toBe(String(i));
+      }
+      expect((await send(counted, "/", preflight)).status).toBe(429);
     });
 
     it("skips what skip says: no headers, nothing counted", async () => {

@@ -58,6 +58,7 @@ const reader: RequestReader<FastifyRequest> = {
     const value = request.raw.headers[name];
     return value === undefined || typeof value === "string" ? value : value.join(", ");
   },
+  method: (request) => request.raw.method,
 };
 
 function hookName(limit: Limit, option: string): FastifyRateLimitHook {

@@ -79,6 +79,7 @@ function build(options: FetchRateLimitOptions<unknown[]>) {
   const reader: RequestReader<Request> = {
     address: (request) => addresses.get(request),
     header: (request, name) => request.headers.get(name) ?? undefined,
+    method: (request) => request.method,
   };
   const entry = { limit: createRateLimit<Request, unknown[]>(options, reader, EXTRA), addresses };
   built.set(options, entry);

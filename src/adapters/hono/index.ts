@@ -122,6 +122,7 @@ function readerFor(getConnInfo: ConnInfoGetter | undefined): RequestReader<Conte
   return {
     address: getConnInfo === undefined ? runtimeAddress : (c) => getConnInfo(c).remote.address,
     header: (c, name) => c.req.raw.headers.get(name) ?? undefined,
+    method: (c) => c.req.method,
   };
 }
 

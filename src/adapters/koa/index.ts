@@ -55,6 +55,7 @@ const EXTRA = ["warnings"];
 const reader: RequestReader<Context> = {
   address: (ctx) => readAddress(ctx.req),
   header: (ctx, name) => readHeader(ctx.req, name),
+  method: (ctx) => ctx.req.method,
 };
 
 function answer(
