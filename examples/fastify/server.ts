@@ -8,7 +8,7 @@ import { wellFormed } from "../well-formed.js";
 const app = Fastify();
 app.addHook("onRequest", async (request, reply) => {
   if (!wellFormed(request.raw.url, request.headers.host)) {
-    await reply.code(400).send({ detail: "Bad request" });
+    return reply.code(400).send({ detail: "Bad request" });
   }
 });
 await app.register(floodgate, {

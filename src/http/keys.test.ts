@@ -164,6 +164,12 @@ describe("keys.ip behind trusted proxies", () => {
       "1.2.3.4",
     ],
     [
+      "trusting loopback: a Forwarded the client added is ignored",
+      { trustProxy: ["loopback", "10.0.0.0/8"] },
+      { "x-forwarded-for": "1.2.3.4", forwarded: "for=6.6.6.6", "x-real-ip": "6.6.6.6" },
+      "1.2.3.4",
+    ],
+    [
       "X-Forwarded-For by default: a Forwarded alone changes nothing",
       { trustProxy: ["loopback", "10.0.0.0/8"] },
       { forwarded: "for=6.6.6.6" },
