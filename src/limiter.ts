@@ -272,6 +272,8 @@ export class RateLimiter {
   #lastPromise: Promise<Decision> | undefined;
   #denials: Map<string, Denial> | undefined;
   #insurance: MemoryStore | undefined;
+  /** This limiter's policies and those adopted from the HTTP layer, once any were; see adopt. */
+  #every: readonly Policy[] | undefined;
   readonly #scaled = new WeakMap<readonly Policy[], readonly Policy[]>();
   #queue: Call[] = [];
   #head = 0;
@@ -321,13 +323,18 @@ export class RateLimiter {
     }
   }
 
-  /** reset forgets `key`: its next request sees full buckets. */
+  /**
+   * reset forgets `key`: its next request sees full buckets, under this
+   * limiter's policies and every policy the HTTP layer has charged through
+   * it (tiers, route policies).
+   */
   async reset(key: string): Promise<void> {
     assertKey(key);
     key = boundKey(key);
+    const every = this.#every ?? this.policies;
     this.#denials?.delete(key);
-    this.#insurance?.reset(key, this.#scale(this.policies));
-    const done = this.store.reset(key, this.policies);
+    this.#insurance?.reset(key, this.#scale(every));
+    const done = this.store.reset(key, every);
     if (!this.#remote || !(done instanceof Promise)) {
       await done;
       this.#waiters.wake(key);
@@ -355,6 +362,19 @@ export class RateLimiter {
    */
   wait(key: string, options?: WaitOptions): Promise<Decision> {
     return this.#waiters.wait(key, options);
+  }
+
+  /**
+   * adopt makes `reset` forget a key's buckets under `list` too: the HTTP
+   * layer calls it once per policy list it charges through this limiter (a
+   * tier, a route's policy). Buckets are kept per policy name, so a name
+   * already known adds nothing; the HTTP layer bounds how many names a store
+   * sees. @internal
+   */
+  adopt(list: readonly Policy[]): void {
+    const every = this.#every ?? this.policies;
+    const fresh = list.filter((p) => !every.some((q) => q.name === p.name));
+    if (fresh.length > 0) this.#every = Object.freeze([...every, ...fresh]);
   }
 
   /** close releases the store. */

@@ -5,6 +5,7 @@
 //   curl -i -H "authorization: Bearer alice" http://127.0.0.1:8000/me
 import express, { type NextFunction, type Request, type Response } from "express";
 import { keys, rateLimit } from "floodgate/express";
+import { wellFormed } from "../well-formed.js";
 
 type Authed = Request & { user?: { id: string } };
 
@@ -20,6 +21,10 @@ function auth(req: Authed, res: Response, next: NextFunction): void {
 }
 
 const app = express();
+app.use((req, res, next) => {
+  if (wellFormed(req.url, req.headers.host)) next();
+  else res.status(400).json({ detail: "Bad request" });
+});
 // Check API keys before limiting by them, or a client can invent new ones.
 app.use(
   "/api",

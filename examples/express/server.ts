@@ -3,8 +3,13 @@
 // Run: npx tsx examples/express/server.ts, then curl -i http://127.0.0.1:8000/data
 import express from "express";
 import { rateLimit } from "floodgate/express";
+import { wellFormed } from "../well-formed.js";
 
 const app = express();
+app.use((req, res, next) => {
+  if (wellFormed(req.url, req.headers.host)) next();
+  else res.status(400).json({ detail: "Bad request" });
+});
 // Routes added before the limiter are not limited.
 app.get("/health", (_req, res) => {
   res.json({ status: "ok" });

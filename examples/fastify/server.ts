@@ -3,8 +3,14 @@
 // Run: npx tsx examples/fastify/server.ts, then curl -i http://127.0.0.1:8000/data
 import Fastify from "fastify";
 import floodgate from "floodgate/fastify";
+import { wellFormed } from "../well-formed.js";
 
 const app = Fastify();
+app.addHook("onRequest", async (request, reply) => {
+  if (!wellFormed(request.raw.url, request.headers.host)) {
+    return reply.code(400).send({ detail: "Bad request" });
+  }
+});
 await app.register(floodgate, {
   policy: { name: "burst", capacity: 10, refillRate: 2, interval: 1000 },
 });

@@ -3,11 +3,16 @@
 // Run: npx tsx examples/koa/server.ts, then curl -i http://127.0.0.1:8000/data
 import { type RateLimitState, rateLimit } from "floodgate/koa";
 import Koa from "koa";
+import { wellFormed } from "../well-formed.js";
 
 const app = new Koa<RateLimitState>();
-// Answered before the limiter runs, so never limited.
+// Answered before the limiter runs, so never limited: a malformed request
+// (ctx.path would throw on it), and /health.
 app.use(async (ctx, next) => {
-  if (ctx.path === "/health") ctx.body = { status: "ok" };
+  if (!wellFormed(ctx.req.url, ctx.req.headers.host)) {
+    ctx.status = 400;
+    ctx.body = { detail: "Bad request" };
+  } else if (ctx.path === "/health") ctx.body = { status: "ok" };
   else await next();
 });
 app.use(rateLimit({ policy: { name: "burst", capacity: 10, refillRate: 2, interval: 1000 } }));

@@ -3,6 +3,7 @@
 // Run: npx tsx examples/node/server.ts, then curl -i http://127.0.0.1:8000/data
 import { createServer, type ServerResponse } from "node:http";
 import { type RateLimitedRequest, rateLimit } from "floodgate/node";
+import { wellFormed } from "../well-formed.js";
 
 const limit = rateLimit({ policy: { name: "burst", capacity: 10, refillRate: 2, interval: 1000 } });
 
@@ -12,6 +13,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 const server = createServer(async (req: RateLimitedRequest, res) => {
+  if (!wellFormed(req.url, req.headers.host)) return json(res, 400, { detail: "Bad request" });
   if (req.url === "/health") return json(res, 200, { status: "ok" });
   if (req.url !== "/" && req.url !== "/data") return json(res, 404, { detail: "Not found" });
   // false: floodgate has answered 429 already.

@@ -21,4 +21,5 @@ export function readHeader(request: IncomingMessage, name: string): string | und
 export const incomingReader: RequestReader<IncomingMessage> = {
   address: readAddress,
   header: readHeader,
+  method: (request) => request.method,
 };

@@ -4,12 +4,15 @@
 // limiter's policies are appended; the legacy X-RateLimit-* fields hold one
 // value each, so they show the limiter with the fewest tokens left, or the
 // one that denied: the rule a Decision already applies to its own policies.
+// The limiters' decisions are merged, and the headers formatted from the
+// merge; header text is never read back.
 import type { Decision } from "../core/decision.js";
-import { HEADER } from "../http/headers.js";
+import type { RateLimitOutcome } from "../http/handler.js";
+import { HEADER, limitText, rateLimitValue, retryAfterSeconds } from "../http/headers.js";
 
 /**
- * STACKED is the registered symbol under which a limiter keeps the headers
- * floodgate has written for a request so far, in a per-request object the
+ * STACKED is the registered symbol under which a limiter keeps what the
+ * limiters on a request have made of its headers so far (Stacked), in a per-request object the
  * framework already gives out: Express's `res.locals`, Koa's `ctx.state`,
  * Fastify's request (decorated, so its shape is fixed up front), Hono's
  * context variables. Registered, so the ESM and CommonJS builds (and two
@@ -18,11 +21,11 @@ import { HEADER } from "../http/headers.js";
  * WeakMap keyed by short-lived requests costs the garbage collector more
  * than the whole decision).
  */
-export const STACKED: unique symbol = Symbol.for("floodgate.headers") as never;
+export const STACKED: unique symbol = Symbol.for("floodgate.stacked") as never;
 
 /** Bag is a per-request object a limiter may keep its headers in, under STACKED. */
 export interface Bag {
-  [STACKED]?: readonly string[] | null | undefined;
+  [STACKED]?: Stacked | null | undefined;
 }
 
 /**
@@ -35,74 +38,41 @@ export function localsOf(res: unknown): Bag | undefined {
 }
 
 /**
- * Holder is a request floodgate has no per-request object for (plain
- * node:http, Fetch): its headers are kept in a registered WeakMap keyed by it.
+ * Stacked is what the limiters that ran on a request so far make of its
+ * headers: the first limiter's outcome as it is (so a request with one
+ * limiter costs nothing more), or, once a second has run, their Merge.
  */
-export type Holder = object;
-
-type Registry = { [STACKED]?: WeakMap<Holder, readonly string[]> };
-
-const registry = globalThis as Registry;
-registry[STACKED] ??= new WeakMap();
-const written = registry[STACKED];
-
-/** stacked returns the headers floodgate has written for `holder`'s request so far, if any. */
-export function stacked(holder: Holder): readonly string[] | undefined {
-  return written.get(holder);
-}
+export type Stacked = RateLimitOutcome | Merge;
 
 /**
- * record returns the headers to write for this limiter on `holder`'s
- * request, and keeps them for a limiter that runs after it.
+ * Merge is two or more limiters' part in a request's headers, before
+ * formatting: the outcome whose legacy values show, the IETF list members
+ * so far, the Retry-After seconds (0: none), and the `headers` formatted
+ * from them.
  */
-export function record(
-  holder: Holder,
-  headers: readonly string[],
-  limited: boolean,
-): readonly string[] {
-  const list = merge(written.get(holder), headers, limited);
-  written.set(holder, list);
-  return list;
+interface Merge {
+  readonly merged: true;
+  readonly shown: RateLimitOutcome | undefined;
+  readonly policy: string | undefined;
+  readonly state: string | undefined;
+  readonly retry: number;
+  readonly headers: readonly string[];
 }
 
-/** stackedIn returns the headers floodgate has written into `bag` so far, if any. */
-export function stackedIn(bag: Bag): readonly string[] | undefined {
-  return bag[STACKED] ?? undefined;
+function isMerge(entry: Stacked): entry is Merge {
+  return (entry as Partial<Merge>).merged === true;
 }
 
-/** recordIn is record for a request with a per-request object (`bag`). */
-export function recordIn(
-  bag: Bag,
-  headers: readonly string[],
-  limited: boolean,
-): readonly string[] {
-  const list = merge(bag[STACKED] ?? undefined, headers, limited);
-  bag[STACKED] = list;
-  return list;
-}
-
-/**
- * merge returns the headers to write for this limiter: its own (`current`)
- * when it is the first on the request, else stackHeaders of both.
- */
-export function merge(
-  earlier: readonly string[] | undefined,
-  current: readonly string[],
-  limited: boolean,
-): readonly string[] {
-  return earlier === undefined ? current : stackHeaders(earlier, current, limited);
-}
-
-const LIMIT = HEADER.limit;
-const REMAINING = HEADER.remaining;
-const RESET = HEADER.reset;
-const POLICY = HEADER.policy;
-const STATE = HEADER.rateLimit;
-const RETRY = HEADER.retryAfter;
-
-function find(list: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
-  return undefined;
+/** alone is one limiter's outcome as a Merge, for the first limiter of a stack. */
+function alone(o: RateLimitOutcome): Merge {
+  return {
+    merged: true,
+    shown: o.legacy ? o : undefined,
+    policy: o.ietf ? o.set.policyHeader : undefined,
+    state: o.ietf ? rateLimitValue(o.set, o.decision) : undefined,
+    retry: o.limited ? retryAfterSeconds(o.decision) : 0,
+    headers: o.headers,
+  };
 }
 
 function joined(a: string | undefined, b: string | undefined): string | undefined {
@@ -110,36 +80,77 @@ function joined(a: string | undefined, b: string | undefined): string | undefine
 }
 
 /**
- * stackHeaders merges the headers a limiter that ran earlier on this request
- * wrote (`earlier`) with this limiter's (`current`) and returns the full list
- * to write, in the order headerList uses. `limited` says this limiter denies
- * the request: its legacy values and Retry-After then win. Otherwise the
- * legacy values with fewer remaining win, the earlier ones on a tie.
+ * merge adds this limiter's outcome (`current`) to what the limiters before
+ * it on the request made (`earlier`) and returns the result, whose
+ * `headers` are the full list to write, in the order headerList uses. When
+ * `current` denies the request its legacy values and Retry-After win;
+ * otherwise the legacy values with fewer remaining win, the earlier ones on
+ * a tie.
  */
-export function stackHeaders(
-  earlier: readonly string[],
-  current: readonly string[],
-  limited: boolean,
-): string[] {
-  const mine = find(current, REMAINING);
-  const theirs = find(earlier, REMAINING);
-  const legacy =
-    mine === undefined || (theirs !== undefined && !limited && Number(theirs) <= Number(mine))
-      ? earlier
-      : current;
-  const out: string[] = [];
-  const limit = find(legacy, LIMIT);
-  if (limit !== undefined) {
-    out.push(LIMIT, limit, REMAINING, find(legacy, REMAINING) as string);
-    out.push(RESET, find(legacy, RESET) as string);
+export function merge(earlier: Stacked | undefined, current: RateLimitOutcome): Stacked {
+  if (earlier === undefined) return current;
+  const e = isMerge(earlier) ? earlier : alone(earlier);
+  const was = e.shown;
+  const shown =
+    current.legacy &&
+    (was === undefined || current.limited || current.decision.remaining < was.decision.remaining)
+      ? current
+      : was;
+  const policy = joined(e.policy, current.ietf ? current.set.policyHeader : undefined);
+  const state = joined(
+    e.state,
+    current.ietf ? rateLimitValue(current.set, current.decision) : undefined,
+  );
+  const retry = current.limited ? retryAfterSeconds(current.decision) : e.retry;
+  const headers: string[] = [];
+  if (shown !== undefined) {
+    const d = shown.decision;
+    headers.push(HEADER.limit, limitText(shown.set, d), HEADER.remaining, String(d.remaining));
+    headers.push(HEADER.reset, shown.set.resetText(d.resetAt));
   }
-  const policy = joined(find(earlier, POLICY), find(current, POLICY));
-  if (policy !== undefined) out.push(POLICY, policy);
-  const state = joined(find(earlier, STATE), find(current, STATE));
-  if (state !== undefined) out.push(STATE, state);
-  const retry = find(current, RETRY) ?? find(earlier, RETRY);
-  if (retry !== undefined) out.push(RETRY, retry);
-  return out;
+  if (policy !== undefined) headers.push(HEADER.policy, policy);
+  if (state !== undefined) headers.push(HEADER.rateLimit, state);
+  if (retry > 0) headers.push(HEADER.retryAfter, String(retry));
+  return { merged: true, shown, policy, state, retry, headers };
+}
+
+/**
+ * Holder is a request floodgate has no per-request object for (plain
+ * node:http, Fetch): its headers are kept in a registered WeakMap keyed by it.
+ */
+export type Holder = object;
+
+type Registry = { [STACKED]?: WeakMap<Holder, Stacked> };
+
+const registry = globalThis as Registry;
+registry[STACKED] ??= new WeakMap();
+const written = registry[STACKED];
+
+/** stacked returns the headers floodgate has written for `holder`'s request so far, if any. */
+export function stacked(holder: Holder): readonly string[] | undefined {
+  return written.get(holder)?.headers;
+}
+
+/**
+ * record returns the headers to write for this limiter's `outcome` on
+ * `holder`'s request, and keeps what it merged for a limiter that runs after it.
+ */
+export function record(holder: Holder, outcome: RateLimitOutcome): readonly string[] {
+  const entry = merge(written.get(holder), outcome);
+  written.set(holder, entry);
+  return entry.headers;
+}
+
+/** stackedIn returns the headers floodgate has written into `bag` so far, if any. */
+export function stackedIn(bag: Bag): readonly string[] | undefined {
+  return bag[STACKED]?.headers;
+}
+
+/** recordIn is record for a request with a per-request object (`bag`). */
+export function recordIn(bag: Bag, outcome: RateLimitOutcome): readonly string[] {
+  const entry = merge(bag[STACKED] ?? undefined, outcome);
+  bag[STACKED] = entry;
+  return entry.headers;
 }
 
 /**

@@ -80,7 +80,7 @@ export class Warnings extends CodedWarnings<WarningCode> {
     if (via !== undefined) {
       this.warn(
         "FLOODGATE_FORWARDED_NOT_TRUSTED",
-        `floodgate/${framework}: a request came with ${via}, but floodgate keys clients by the socket's address (${address}) because no proxy is trusted. Behind a proxy or load balancer, every client would share its one bucket. Fix: key: keys.ip({ trustProxy: 1 }) with the number of proxies in front of this server, or their addresses (trustProxy: ["10.0.0.0/8"]). Without a proxy, a client sent the header itself and it is rightly ignored.`,
+        `floodgate/${framework}: a request came with ${via}, but floodgate keys clients by the socket's address (${address}) because no proxy is trusted. Behind a proxy or load balancer, every client would share its one bucket. Fix: key: keys.ip({ trustProxy: 1${via === "Forwarded" ? ', proxyHeader: "forwarded"' : ""} }) with the number of proxies in front of this server, or their addresses (trustProxy: ["10.0.0.0/8"]). Without a proxy, a client sent the header itself and it is rightly ignored.`,
       );
     }
   }

@@ -193,6 +193,123 @@ describe("tiers: policies as a function of the request", () => {
   });
 });
 
+describe("CORS preflights", () => {
+  const withMethod: RequestReader<Req & { method: string }> = {
+    ...reader,
+    method: (r) => r.method,
+  };
+  const preflight = (method = "OPTIONS", acrm: string | null = "POST") => ({
+    ...req("1.1.1.1", acrm === null ? {} : { "access-control-request-method": acrm }),
+    method,
+  });
+
+  it("pass uncounted by default: only OPTIONS with Access-Control-Request-Method", () => {
+    const limit = createRateLimit<Req & { method: string }>({ policy: burst }, withMethod);
+    expect(limit.check(preflight())).toBeNull();
+    expect(sync(limit.check(preflight("OPTIONS", null))).decision.remaining).toBe(9);
+    expect(sync(limit.check(preflight("POST"))).decision.remaining).toBe(8);
+  });
+
+  it("are counted with countPreflights, and by a reader that cannot tell the method", () => {
+    const counted = createRateLimit<Req & { method: string }>(
+      { policy: burst, countPreflights: true },
+      withMethod,
+    );
+    expect(sync(counted.check(preflight())).decision.remaining).toBe(9);
+    const blind = createRateLimit<Req & { method: string }>({ policy: burst }, reader);
+    expect(sync(blind.check(preflight())).decision.remaining).toBe(9);
+  });
+});
+
+describe("reset(key) through the middleware's limiter", () => {
+  const free = [{ name: "free", capacity: 2, refillRate: 1, interval: 60_000 }];
+  const paid = [{ name: "paid", capacity: 3, refillRate: 1, interval: 60_000 }];
+  const drain = (limit: { check(r: Req): unknown }, r: Req) => {
+    for (let i = 0; i < 20; i++) if (sync(limit.check(r) as never).limited) return;
+    throw new Error("never limited");
+  };
+
+  it("forgets the buckets of every tier a policies function returned, and only of that key", async () => {
+    const store = new MemoryStore({ clock: () => 0 });
+    const limit = createRateLimit<Req>(
+      { store, policies: (r) => (r.plan === "paid" ? paid : free) },
+      reader,
+    );
+    drain(limit, req("1.1.1.1"));
+    drain(limit, { ...req("1.1.1.1"), plan: "paid" });
+    drain(limit, req("2.2.2.2"));
+    await limit.limiter.reset("1.1.1.1");
+    expect(sync(limit.check(req("1.1.1.1"))).decision).toMatchObject({
+      policy: "free",
+      remaining: 1,
+    });
+    expect(sync(limit.check({ ...req("1.1.1.1"), plan: "paid" })).decision).toMatchObject({
+      policy: "paid",
+      remaining: 2,
+    });
+    expect(sync(limit.check(req("2.2.2.2"))).limited).toBe(true);
+  });
+
+  it("forgets the buckets of fresh literal tiers, adopting each name once", async () => {
+    const store = new MemoryStore({ clock: () => 0 });
+    const limit = createRateLimit<Req>(
+      {
+        store,
+        policy: (r) => ({ name: `t${r.headers.t}`, capacity: 1, refillRate: 1, interval: 60_000 }),
+      },
+      reader,
+    );
+    for (let n = 0; n < 600; n++) drain(limit, req("1.1.1.1", { t: String(n % 300) }));
+    await limit.limiter.reset("1.1.1.1");
+    for (let n = 0; n < 300; n++) {
+      expect(sync(limit.check(req("1.1.1.1", { t: String(n) }))).limited).toBe(false);
+    }
+  });
+
+  it("forgets route policies and the base policies, and a given limiter's too", async () => {
+    const { limit } = clocked();
+    const login = limit.route({
+      policy: { name: "login", capacity: 2, refillRate: 1, interval: 60_000 },
+    });
+    drain(login, req());
+    drain(limit, req());
+    await limit.limiter.reset(req().ip);
+    expect(sync(login.check(req())).limited).toBe(false);
+    expect(sync(limit.check(req())).decision.remaining).toBe(9);
+
+    const limiter = new RateLimiter({ policy: burst, store: new MemoryStore({ clock: () => 0 }) });
+    const own = createRateLimit<Req>(
+      { limiter, policies: (r) => (r.plan === "paid" ? paid : free) },
+      reader,
+    );
+    drain(own, req());
+    await limiter.reset(req().ip);
+    expect(sync(own.check(req())).limited).toBe(false);
+  });
+
+  it("a route with a store of its own adopts its tiers on its own limiter", async () => {
+    const { limit } = clocked({ policies: (r) => (r.plan === "paid" ? paid : free) });
+    const separate = limit.route({ store: new MemoryStore({ clock: () => 0 }) });
+    drain(separate, req());
+    drain(limit, req());
+    await separate.limiter.reset(req().ip);
+    expect(sync(separate.check(req())).limited).toBe(false);
+    expect(sync(limit.check(req())).limited).toBe(true);
+  });
+
+  it("refuses policy name number 1025 in one store: names are a fixed set, not one per client", () => {
+    const { limit } = clocked();
+    const perClient = limit.route({
+      policy: (r) => ({ name: `c${r.headers.n}`, capacity: 5, refillRate: 1, interval: 1000 }),
+    });
+    // The base middleware's "burst" is the first name.
+    for (let n = 0; n < 1023; n++) sync(perClient.check(req("1.1.1.1", { n: String(n) })));
+    expect(() => perClient.check(req("1.1.1.1", { n: "1023" }))).toThrow(
+      /"policy\(request\)" is policy name number 1025 used with this store.*Fix: name policies by tier or route/,
+    );
+  });
+});
+
 describe("shadow mode and onLimited", () => {
   it("decides and reports but never blocks, and sends no headers unless asked", () => {
     const onLimited = vi.fn<(r: Req, d: Decision) => void>();
@@ -381,6 +498,11 @@ describe("options are checked when built", () => {
     ["a null body", { body: null }, /"body".*got null/],
     ["a body JSON cannot write", { body: { n: 1n } }, /"body" must be serializable as JSON/],
     ["a bad respond", { respond: {} }, /"respond" must be a function/],
+    [
+      "a bad countPreflights",
+      { countPreflights: "yes" },
+      /"countPreflights" must be true or false/,
+    ],
   ])("%s", (_, options, message) => {
     const build = () =>
       createRateLimit<Req>({ ...good, ...options } as RateLimitOptions<Req>, reader);

@@ -32,6 +32,12 @@ export interface RateLimitOutcome {
   readonly headers: readonly string[];
   /** The limited response to send when `limited` and no `respond` option is set. */
   readonly response: LimitedResponse | undefined;
+  /** The policy list `decision` was made under: with `legacy` and `ietf`, what stacked limiters merge `headers` from. */
+  readonly set: PolicySet;
+  /** This middleware sends the legacy X-RateLimit-* headers. */
+  readonly legacy: boolean;
+  /** This middleware sends the IETF RateLimit-Policy and RateLimit headers. */
+  readonly ietf: boolean;
 }
 
 /** CheckResult is `check`'s answer: null when the request was skipped. */
@@ -39,6 +45,8 @@ export type CheckResult = RateLimitOutcome | null | Promise<RateLimitOutcome | n
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
 const SIGNATURES = 256;
+/** The most distinct policy names one store is used with through the HTTP layer. */
+const MAX_NAMES = 1024;
 
 /** Policy names already used with each store, to catch two different policies sharing buckets. */
 const storeNames = new WeakMap<Store, Map<string, Policy>>();
@@ -112,10 +120,13 @@ export class RateLimit<Req, Reply = never> {
     this.#extra = extra;
     this.options = Object.freeze({ ...options });
     this.respond = s.respond;
-    this.#book =
-      inherit && base !== undefined
-        ? base.#book
-        : { set: s.set, byObject: new WeakMap(), bySignature: new Map() };
+    // A route that charges the same limiter with the same policies shares its
+    // compiled lists; any other gets its own, so each list is registered with
+    // (and adopted by, for reset) the limiter that charges it.
+    const shared = inherit && shareStore && base !== undefined;
+    this.#book = shared
+      ? base.#book
+      : { set: s.set, byObject: new WeakMap(), bySignature: new Map() };
     if (shareStore && base !== undefined) {
       this.limiter = base.limiter;
     } else if (s.limiter !== undefined) {
@@ -132,17 +143,19 @@ export class RateLimit<Req, Reply = never> {
         s.store === undefined ? policies : { ...policies, store: s.store },
       );
     }
-    if (this.#book.set !== undefined && !inherit) this.#register(this.#book.set, s.policiesOption);
+    if (this.#book.set !== undefined && !shared) this.#register(this.#book.set, s.policiesOption);
   }
 
   /**
-   * check decides one request. It returns null when `skip` said so, else the
+   * check decides one request. It returns null for a CORS preflight (unless
+   * `countPreflights`) and when `skip` said so, else the
    * outcome; synchronously when the store and the user's functions are
    * synchronous, else as a promise. Errors of the user's functions, a
    * CostError for a bad cost and a ConfigError for bad policies from a
    * policies function are thrown (or rejected) for the framework's error path.
    */
   check(request: Req): CheckResult {
+    if (!this.#s.countPreflights && this.#preflight(request)) return null;
     const skip = this.#s.skip;
     if (skip !== undefined) {
       const skipped = skip(request);
@@ -184,6 +197,15 @@ export class RateLimit<Req, Reply = never> {
       this.#extra,
       prefix,
       this,
+    );
+  }
+
+  /** preflight tells a CORS preflight: OPTIONS with Access-Control-Request-Method (Fetch standard). */
+  #preflight(request: Req): boolean {
+    const reader = this.#reader;
+    return (
+      reader.method?.(request) === "OPTIONS" &&
+      reader.header(request, "access-control-request-method") !== undefined
     );
   }
 
@@ -251,6 +273,9 @@ export class RateLimit<Req, Reply = never> {
           ? headerList(set, decision, s.legacy, s.ietf, limited)
           : NO_HEADERS,
       response,
+      set,
+      legacy: s.legacy,
+      ietf: s.ietf,
     };
   }
 
@@ -278,7 +303,10 @@ export class RateLimit<Req, Reply = never> {
 
   /**
    * register refuses a policy whose name another policy with different
-   * numbers already uses in the same store: they would share buckets.
+   * numbers already uses in the same store (they would share buckets), and
+   * more than MAX_NAMES names in one store (names are a fixed set, such as
+   * tiers, never one per client). Then the limiter adopts the list, so its
+   * `reset(key)` forgets the key's buckets under these policies too.
    */
   #register(set: PolicySet, option: string): void {
     const store = this.limiter.store;
@@ -290,6 +318,14 @@ export class RateLimit<Req, Reply = never> {
     for (const p of set.list) {
       const seen = names.get(p.name);
       if (seen === undefined) {
+        if (names.size >= MAX_NAMES) {
+          throw new ConfigError(
+            option,
+            p.name,
+            `is policy name number ${MAX_NAMES + 1} used with this store: buckets, and reset, are kept per policy name, so names must be a small fixed set`,
+            "name policies by tier or route (constants), never by client: key clients with the key option",
+          );
+        }
         names.set(p.name, p);
       } else if (
         seen.capacity !== p.capacity ||
@@ -304,6 +340,7 @@ export class RateLimit<Req, Reply = never> {
         );
       }
     }
+    this.limiter.adopt(set.list);
   }
 }
 

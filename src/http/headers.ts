@@ -157,7 +157,7 @@ export function rateLimitValue(set: PolicySet, decision: Decision, remaining?: s
 }
 
 /** limitText is X-RateLimit-Limit: the reported policy's capacity, precomputed for one policy. */
-function limitText(set: PolicySet, decision: Decision): string {
+export function limitText(set: PolicySet, decision: Decision): string {
   return set.limits.length === 1 ? (set.limits[0] as string) : String(decision.limit);
 }
 

@@ -122,69 +122,87 @@ describe("keys.ip behind trusted proxies", () => {
       "1.2.3.4",
     ],
     [
-      "everyone trusted: the leftmost",
-      { trustProxy: ["0.0.0.0/0"] },
-      { "x-forwarded-for": "1.2.3.4, 10.0.0.3" },
-      "1.2.3.4",
+      "half of IPv4 trusted: the hops it covers",
+      { trustProxy: ["0.0.0.0/1"] },
+      { "x-forwarded-for": "200.0.0.1, 1.2.3.4, 10.0.0.3" },
+      "200.0.0.1",
     ],
     [
       "Forwarded",
-      { trustProxy: 1 },
+      { trustProxy: 1, proxyHeader: "forwarded" },
       { forwarded: "for=6.6.6.6, for=1.2.3.4;proto=https" },
       "1.2.3.4",
     ],
     [
       "Forwarded, quoted IPv6 with a port",
-      { trustProxy: 1 },
+      { trustProxy: 1, proxyHeader: "forwarded" },
       { forwarded: 'for="[2001:db8:cafe::17]:4711"' },
       "2001:db8:cafe::/64",
     ],
     [
       "Forwarded, case-insensitive name",
-      { trustProxy: 1 },
+      { trustProxy: 1, proxyHeader: "forwarded" },
       { forwarded: "For=1.2.3.4" },
       "1.2.3.4",
     ],
     [
       "Forwarded, unknown: the last trusted hop",
-      { trustProxy: 1 },
+      { trustProxy: 1, proxyHeader: "forwarded" },
       { forwarded: "for=unknown" },
       proxy,
     ],
     [
       "Forwarded, obfuscated: the last trusted hop",
-      { trustProxy: 2 },
+      { trustProxy: 2, proxyHeader: "forwarded" },
       { forwarded: 'for="_gazonk", for=10.0.0.2' },
       "10.0.0.2",
     ],
     [
-      "both headers agreeing",
+      "X-Forwarded-For by default: a Forwarded the client added is ignored",
       { trustProxy: 1 },
-      { "x-forwarded-for": "1.2.3.4", forwarded: "for=1.2.3.4" },
-      "1.2.3.4",
-    ],
-    [
-      "both headers disagreeing: the last hop both vouch for",
-      { trustProxy: 2 },
-      { "x-forwarded-for": "1.2.3.4, 10.0.0.2", forwarded: "for=6.6.6.6;by=x, for=10.0.0.2" },
-      "10.0.0.2",
-    ],
-    [
-      "both headers of different lengths: stops where one ends",
-      { trustProxy: 2 },
-      { "x-forwarded-for": "1.2.3.4, 10.0.0.2", forwarded: "for=10.0.0.2" },
-      "10.0.0.2",
-    ],
-    [
-      "only X-Forwarded-For when told",
-      { trustProxy: 1, header: "x-forwarded-for" },
       { "x-forwarded-for": "1.2.3.4", forwarded: "for=6.6.6.6" },
       "1.2.3.4",
     ],
     [
-      "only Forwarded when told",
-      { trustProxy: 1, header: "forwarded" },
+      "trusting loopback: a Forwarded the client added is ignored",
+      { trustProxy: ["loopback", "10.0.0.0/8"] },
+      { "x-forwarded-for": "1.2.3.4", forwarded: "for=6.6.6.6", "x-real-ip": "6.6.6.6" },
+      "1.2.3.4",
+    ],
+    [
+      "X-Forwarded-For by default: a Forwarded alone changes nothing",
+      { trustProxy: ["loopback", "10.0.0.0/8"] },
+      { forwarded: "for=6.6.6.6" },
+      proxy,
+    ],
+    [
+      "X-Forwarded-For when named",
+      { trustProxy: 1, proxyHeader: "x-forwarded-for" },
+      { "x-forwarded-for": "1.2.3.4", forwarded: "for=6.6.6.6" },
+      "1.2.3.4",
+    ],
+    [
+      "only Forwarded when named",
+      { trustProxy: 1, proxyHeader: "forwarded" },
       { "x-forwarded-for": "6.6.6.6", forwarded: "for=1.2.3.4" },
+      "1.2.3.4",
+    ],
+    [
+      "Forwarded: a client's unclosed quote swallows no element a proxy appended",
+      { trustProxy: 1, proxyHeader: "forwarded" },
+      { forwarded: 'for="6.6.6.6, for=1.2.3.4' },
+      "1.2.3.4",
+    ],
+    [
+      "Forwarded: quoted commas and escapes in the client's part",
+      { trustProxy: 2, proxyHeader: "forwarded" },
+      { forwarded: 'for="a,\\"b", for="[2001:db8::1]:80", for=10.0.0.2' },
+      "2001:db8::/64",
+    ],
+    [
+      "Forwarded: the client's garbage element stops the walk at the proxy's",
+      { trustProxy: 3, proxyHeader: "forwarded" },
+      { forwarded: 'for=6.6.6.6;;x="y, for=1.2.3.4' },
       "1.2.3.4",
     ],
     [
@@ -208,7 +226,8 @@ describe("keys.ip behind trusted proxies", () => {
 
   it("with nothing trusted, answers with the socket whatever the headers say", () => {
     const none = { hops: 0, ranges: undefined };
-    expect(clientKey(none, undefined, 64, "10.0.0.1", "1.2.3.4", "for=1.2.3.4")).toBe("10.0.0.1");
+    expect(clientKey(none, "x-forwarded-for", 64, "10.0.0.1", "1.2.3.4")).toBe("10.0.0.1");
+    expect(clientKey(none, "forwarded", 64, "10.0.0.1", "for=1.2.3.4")).toBe("10.0.0.1");
   });
 
   it("trusts a socket without an address by hop count (a Unix socket behind a proxy)", () => {
@@ -285,7 +304,8 @@ describe("keys.ip behind trusted proxies", () => {
         fc.constantFrom<IpKeyOptions>(
           { trustProxy: 1 },
           { trustProxy: 3 },
-          { trustProxy: ["0.0.0.0/0", "::/0"] },
+          { trustProxy: ["0.0.0.0/1", "8000::/1"] },
+          { trustProxy: 2, proxyHeader: "forwarded" },
         ),
         fc.option(fc.string({ maxLength: 20 }), { nil: undefined }),
         fc.string({ unit: "binary", maxLength: 120 }),
@@ -341,7 +361,22 @@ describe("keys.ip options", () => {
     [{ trustProxy: [7] }, /trustProxy\[0\].*got 7/],
     [{ trustProxy: "10.0.0.1, x" }, /"keys.ip.trustProxy".*got "10.0.0.1, x"/],
     [{ trustProxy: {} }, /must be false, a hop count, or a list/],
-    [{ header: "x-real-ip" }, /"keys.ip.header" must be "x-forwarded-for" or "forwarded"/],
+    [
+      { proxyHeader: "x-real-ip" },
+      /"keys.ip.proxyHeader" must be "x-forwarded-for" or "forwarded"/,
+    ],
+    [{ header: "forwarded" }, /"keys.ip.header" is not a keys.ip option.*proxyHeader: "forwarded"/],
+    [
+      { trustProxy: ["0.0.0.0/0"] },
+      /trusts every IPv4 address as a proxy.*Fix: give the number of proxies/,
+    ],
+    [{ trustProxy: "::/0" }, /"keys.ip.trustProxy" trusts every IPv4 address/],
+    [{ trustProxy: ["::ffff:0:0/96"] }, /every IPv4 address/],
+    [{ trustProxy: ["::/80"] }, /every IPv4 address/],
+    [{ trustProxy: ["0.0.0.0/1", "loopback", "128.0.0.0/1"] }, /every IPv4 address/],
+    [{ trustProxy: ["2000::/3"] }, /every public IPv6 \(2000::\/3\) address/],
+    [{ trustProxy: ["2000::/4", "3000::/4"] }, /every public IPv6/],
+    [{ trustProxy: ["8000::/1", "::/1"] }, /every IPv4 address/],
     [{ ipv6Subnet: 0 }, /"keys.ip.ipv6Subnet" must be a prefix length from 1 to 128/],
     [{ ipv6Subnet: 129 }, /ipv6Subnet/],
     [{ trustproxy: 1 }, /"keys.ip.trustproxy" is not a keys.ip option/],
@@ -357,7 +392,7 @@ describe("keys.ip options", () => {
       ["2001:db8::/32", "::1"],
       ["loopback", "linklocal", "uniquelocal"],
       "127.0.0.1",
-      ["0.0.0.0/0"],
+      ["0.0.0.0/1", "128.0.0.0/2", "::/81", "2000::/4", "fc00::/7"],
     ]) {
       expect(typeof keys.ip({ trustProxy })).toBe("function");
     }

@@ -13,6 +13,12 @@ export interface RequestReader<Req> {
   address(request: Req): string | undefined;
   /** header is the request header `name` (given in lower case), repeated fields joined with ", "; undefined when absent. */
   header(request: Req, name: string): string | undefined;
+  /**
+   * method is the request method in upper case, as the client sent it.
+   * Every adapter implements it; a reader without it never has a request
+   * taken for a CORS preflight.
+   */
+  method?(request: Req): string | undefined;
 }
 
 /**
@@ -37,20 +43,22 @@ export interface IpKeyOptions {
    * A number trusts that many hops from the socket (1 behind one load
    * balancer); addresses and CIDR ranges (an array, or a comma-separated
    * string; also `loopback`, `linklocal`, `uniquelocal`) trust the hops they
-   * match. The chain is walked from the right. `true` is refused.
+   * match. The chain is walked from the right. `true` is refused, and so is
+   * a list that covers every IPv4 or every public IPv6 address.
    */
   trustProxy?: false | number | string | readonly string[];
   /**
-   * The header your proxies write. Default: both X-Forwarded-For and
-   * Forwarded are read, and where both are present a hop counts only when
-   * they agree on it (a client can send either header itself).
+   * The header your proxies append the chain to, the only one read: default
+   * `"x-forwarded-for"`, as Express's and Fastify's own `trustProxy` read;
+   * `"forwarded"` for proxies that write RFC 7239's Forwarded. Whatever a
+   * client sends in the other one, or in X-Real-IP, is ignored.
    */
-  header?: ProxyHeader;
+  proxyHeader?: ProxyHeader;
   /** Prefix length in bits (1 to 128) that groups IPv6 clients into one key. Default 64. */
   ipv6Subnet?: number;
 }
 
-const IP_OPTIONS = new Set(["trustProxy", "header", "ipv6Subnet"]);
+const IP_OPTIONS = new Set(["trustProxy", "proxyHeader", "ipv6Subnet"]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
@@ -75,7 +83,9 @@ function ip(options: IpKeyOptions = {}): Key {
         `keys.ip.${name}`,
         (options as Record<string, unknown>)[name],
         "is not a keys.ip option",
-        "keys.ip takes trustProxy, header and ipv6Subnet",
+        name === "header"
+          ? 'name the header your proxies write with proxyHeader: "forwarded" (X-Forwarded-For is the default)'
+          : "keys.ip takes trustProxy, proxyHeader and ipv6Subnet",
       );
     }
   }
@@ -88,13 +98,13 @@ function ip(options: IpKeyOptions = {}): Key {
       "leave it at 64 (one key per IPv6 subnet), or 128 to key each address",
     );
   }
-  const only = options.header;
-  if (only !== undefined && only !== "x-forwarded-for" && only !== "forwarded") {
+  const proxyHeader = options.proxyHeader ?? "x-forwarded-for";
+  if (proxyHeader !== "x-forwarded-for" && proxyHeader !== "forwarded") {
     throw new ConfigError(
-      "keys.ip.header",
-      only,
+      "keys.ip.proxyHeader",
+      proxyHeader,
       'must be "x-forwarded-for" or "forwarded"',
-      "name the header your proxy writes, or leave it out to read both",
+      'leave it out for X-Forwarded-For, or pass "forwarded" if your proxies write RFC 7239 Forwarded',
     );
   }
   const trust = compileTrust(options.trustProxy, "keys.ip.trustProxy");
@@ -107,11 +117,10 @@ function ip(options: IpKeyOptions = {}): Key {
   return function ipKeyBehindProxy(request, reader) {
     return clientKey(
       trust,
-      only,
+      proxyHeader,
       prefix,
       reader.address(request),
-      only === "forwarded" ? undefined : reader.header(request, "x-forwarded-for"),
-      only === "x-forwarded-for" ? undefined : reader.header(request, "forwarded"),
+      reader.header(request, proxyHeader),
     );
   };
 }

@@ -48,6 +48,14 @@ export interface RateLimitOptions<Req, Reply = never> {
   cost?: number | ((request: Req) => number | Promise<number>);
   /** Requests for which this returns true are not counted and get no headers (health checks, allow lists). */
   skip?: (request: Req) => boolean | Promise<boolean>;
+  /**
+   * Count CORS preflights (`OPTIONS` requests with an
+   * `Access-Control-Request-Method` header) like any request. Default
+   * `false`: a browser sends one before many cross-origin requests, so they
+   * pass uncounted and get no headers, as `skip` would do, and a client's
+   * limit is not spent twice. Any other `OPTIONS` request is counted.
+   */
+  countPreflights?: boolean;
   /** `"shadow"` decides and reports (onLimited, the request's decision) but never blocks. Default `"enforce"`. */
   mode?: Mode;
   /**
@@ -100,6 +108,7 @@ const OPTIONS = [
   "key",
   "cost",
   "skip",
+  "countPreflights",
   "mode",
   "headers",
   "onLimited",
@@ -122,6 +131,7 @@ export interface Settings<Req, Reply> {
   readonly cost: number;
   readonly costFn: ((request: Req) => number | Promise<number>) | undefined;
   readonly skip: ((request: Req) => boolean | Promise<boolean>) | undefined;
+  readonly countPreflights: boolean;
   readonly shadow: boolean;
   readonly legacy: boolean;
   readonly ietf: boolean;
@@ -255,6 +265,15 @@ export function compileOptions<Req, Reply>(
   }
 
   const skip = fn(`${prefix}skip`, o.skip, "pass (request) => boolean, e.g. to skip health checks");
+  const countPreflights = o.countPreflights ?? false;
+  if (typeof countPreflights !== "boolean") {
+    throw new ConfigError(
+      `${prefix}countPreflights`,
+      countPreflights,
+      "must be true or false",
+      "leave it out to let CORS preflights pass uncounted, or pass true to count them",
+    );
+  }
   const mode = o.mode === undefined ? "enforce" : o.mode;
   if (mode !== "enforce" && mode !== "shadow") {
     throw new ConfigError(
@@ -351,6 +370,7 @@ export function compileOptions<Req, Reply>(
     cost,
     costFn,
     skip,
+    countPreflights,
     shadow: mode === "shadow",
     legacy: headers === "legacy" || headers === "both",
     ietf: headers === "ietf" || headers === "both",

@@ -1,8 +1,9 @@
-// Trusted proxies: which hop of X-Forwarded-For / Forwarded is the client.
+// Trusted proxies: which hop of X-Forwarded-For (or Forwarded) is the client.
 // Each proxy appends the address of its peer, so the chain is read from the
 // right, starting at the socket, and a hop is believed only while the hop
-// that wrote it is trusted. Anything a client could have written itself is
-// never the answer.
+// that wrote it is trusted. Only the one header the proxies write is read:
+// a client can send any header itself, and what it sends sits left of
+// everything its proxies append, so it is never the answer.
 import { ConfigError } from "../core/errors.js";
 import {
   addressKey,
@@ -12,11 +13,15 @@ import {
   parseHost,
   parseIPv4,
   parseIPv6,
-  sameAddress,
   type Words,
 } from "./ip.js";
 
-/** ProxyHeader names the header a trusted proxy writes the chain into. */
+/**
+ * ProxyHeader names the header trusted proxies append the chain to:
+ * `"x-forwarded-for"` (what nginx, HAProxy, AWS and Google load balancers,
+ * Cloudflare and Express's and Fastify's `trustProxy` use) or `"forwarded"`
+ * (RFC 7239).
+ */
 export type ProxyHeader = "x-forwarded-for" | "forwarded";
 
 /**
@@ -124,7 +129,52 @@ export function compileTrust(value: unknown, option = "trustProxy"): Trust {
   if (texts.length === 0) return { hops: 0, ranges: undefined };
   const ranges = new Uint32Array(8 * texts.length);
   for (let i = 0; i < texts.length; i++) parseRange(texts[i] as string, ranges, 8 * i);
+  const family = everyAddressOf(ranges);
+  if (family !== undefined) {
+    throw new ConfigError(
+      option,
+      value,
+      `trusts every ${family} address as a proxy, so any client could choose its own key by sending X-Forwarded-For`,
+      "give the number of proxies in front of this server instead (trustProxy: 1 behind one load balancer), or only their addresses",
+    );
+  }
   return { hops: 0, ranges };
+}
+
+/** The address spaces a trust list must not cover whole: all of IPv4 (held IPv4-mapped), all public IPv6. */
+const FAMILIES: readonly (readonly [string, bigint, bigint])[] = [
+  ["IPv4", 0xffff_0000_0000n, 0xffff_ffff_ffffn],
+  ["public IPv6 (2000::/3)", 0x2000n << 112n, (0x4000n << 112n) - 1n],
+];
+
+/**
+ * everyAddressOf names the family whose every address `ranges` trust
+ * together (`0.0.0.0/0`, `::/0`, `::ffff:0:0/96`, `0.0.0.0/1` with
+ * `128.0.0.0/1`, `2000::/3`, ...), or undefined. Runs once, when built.
+ */
+function everyAddressOf(ranges: Uint32Array): string | undefined {
+  const spans: [bigint, bigint][] = [];
+  for (let at = 0; at < ranges.length; at += 8) {
+    let low = 0n;
+    let high = 0n;
+    for (let k = 0; k < 4; k++) {
+      const network = BigInt(ranges[at + k] as number);
+      const host = BigInt(~(ranges[at + 4 + k] as number) >>> 0);
+      low = (low << 32n) | network;
+      high = (high << 32n) | network | host;
+    }
+    spans.push([low, high]);
+  }
+  spans.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [name, first, last] of FAMILIES) {
+    let next = first;
+    for (const [low, high] of spans) {
+      if (low > next) break;
+      if (high >= next) next = high + 1n;
+      if (next > last) return name;
+    }
+  }
+  return undefined;
 }
 
 function inRanges(ranges: Uint32Array, w: Words): boolean {
@@ -248,47 +298,65 @@ class ForwardedForHops implements Hops {
   }
 }
 
+/**
+ * ForwardedHops reads Forwarded elements from the right. Elements are split
+ * at commas outside quoted strings, found scanning leftwards, so the
+ * elements the proxies appended are read whole whatever the client wrote to
+ * their left: an unclosed quote of the client's (`for="1.2.3.4`) swallows no
+ * element of theirs, as a left-to-right reading of the joined header would.
+ */
 class ForwardedHops implements Hops {
-  readonly #values: string[];
   #pos: number;
-  constructor(header: string) {
-    this.#values = forwardedFor(header);
-    this.#pos = this.#values.length;
+  constructor(readonly header: string) {
+    this.#pos = header.length;
   }
   next(out: Words): number {
-    if (this.#pos === 0) return -1;
-    const value = this.#values[--this.#pos] as string;
-    return parseHost(value, 0, value.length, out) ? 1 : 0;
+    const end = this.#pos;
+    if (end < 0) return -1;
+    const h = this.header;
+    let quoted = false;
+    let i = end - 1;
+    for (; i >= 0; i--) {
+      const c = h.charCodeAt(i);
+      if (c === 34) {
+        let slashes = 0;
+        while (i - 1 - slashes >= 0 && h.charCodeAt(i - 1 - slashes) === 92) slashes++;
+        if (slashes % 2 === 0) quoted = !quoted;
+      } else if (c === 44 && !quoted) {
+        break;
+      }
+    }
+    this.#pos = i;
+    if (quoted) return 0;
+    const values = forwardedFor(h.slice(i + 1, end));
+    const value = values[0] as string;
+    return values.length === 1 && parseHost(value, 0, value.length, out) ? 1 : 0;
   }
 }
 
 const current = newWords();
-const fromX = newWords();
-const fromF = newWords();
+const hop = newWords();
 
 /**
  * clientKey finds the client behind trusted proxies and returns its key.
+ * `chain` is the header the proxies write (`proxyHeader`), as received.
  * Starting at the socket, it steps one hop left while the current hop is
  * trusted (by count, or by address), and stops, keeping the last address it
- * can vouch for, at a hop that is not an address. When both headers are read
- * and disagree (one was written by the client), it stops there too. The
- * socket's address, or "unknown" when there is none, is the answer whenever
- * no step is taken. A hop count also trusts a socket without an address (a
- * server on a Unix socket behind a proxy). Every step consumes a hop of a
- * header, so the walk ends within the header's length.
+ * can vouch for, at a hop that is not an address. The socket's address, or
+ * "unknown" when there is none, is the answer whenever no step is taken. A
+ * hop count also trusts a socket without an address (a server on a Unix
+ * socket behind a proxy). Every step consumes a hop of the header, so the
+ * walk ends within the header's length.
  */
 export function clientKey(
   trust: Trust,
-  only: ProxyHeader | undefined,
+  proxyHeader: ProxyHeader,
   prefix: number,
   socket: string | undefined,
-  xForwardedFor: string | undefined,
-  forwarded: string | undefined,
+  chain: string | undefined,
 ): string {
-  const x = xForwardedFor !== undefined && only !== "forwarded";
-  const f = forwarded !== undefined && only !== "x-forwarded-for";
   const ranges = trust.ranges;
-  if (!(x || f)) return socketKey(socket, prefix);
+  if (chain === undefined) return socketKey(socket, prefix);
   if (ranges !== undefined) {
     // A socket without an address (a closed one) is never a trusted proxy.
     if (
@@ -301,21 +369,15 @@ export function clientKey(
   } else if (trust.hops < 1) {
     return socketKey(socket, prefix);
   }
-  const xHops = x ? new ForwardedForHops(xForwardedFor as string) : undefined;
-  const fHops = f ? new ForwardedHops(forwarded as string) : undefined;
-  let hop = 0;
-  for (;;) {
-    const rx = xHops === undefined ? -1 : xHops.next(fromX);
-    const rf = fHops === undefined ? -1 : fHops.next(fromF);
-    if (rx === 0 || rf === 0 || (rx < 0 && rf < 0)) break;
-    if (xHops !== undefined && fHops !== undefined && (rx !== rf || !sameAddress(fromX, fromF))) {
-      break;
-    }
-    current.set(rx > 0 ? fromX : fromF);
-    hop++;
-    if (ranges !== undefined ? !inRanges(ranges, current) : hop >= trust.hops) break;
+  const hops: Hops =
+    proxyHeader === "forwarded" ? new ForwardedHops(chain) : new ForwardedForHops(chain);
+  let steps = 0;
+  while (hops.next(hop) > 0) {
+    current.set(hop);
+    steps++;
+    if (ranges !== undefined ? !inRanges(ranges, current) : steps >= trust.hops) break;
   }
-  return hop === 0 ? socketKey(socket, prefix) : formatKey(current, prefix);
+  return steps === 0 ? socketKey(socket, prefix) : formatKey(current, prefix);
 }
 
 function socketKey(socket: string | undefined, prefix: number): string {

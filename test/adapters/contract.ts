@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Decision } from "../../src/core/decision.js";
 import type { PolicyInput } from "../../src/core/policy.js";
 import { keys } from "../../src/http/keys.js";
+import { RateLimiter } from "../../src/limiter.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 import { parseRateLimitList } from "../ratelimit-fields.js";
 
@@ -27,7 +28,7 @@ export type Limit = "global" | { readonly route: Options } | { readonly own: Opt
 export type Reply = "hello" | "data" | "health" | "ok" | "decision";
 
 export interface Route {
-  readonly method: "GET" | "POST";
+  readonly method: "GET" | "POST" | "OPTIONS";
   readonly path: string;
   /** The limiters in order; empty: not limited. */
   readonly limits: readonly Limit[];
@@ -44,6 +45,8 @@ export interface AppSpec {
 export interface Server {
   readonly url: string;
   close(): Promise<void>;
+  /** The global middleware's limiter, where the adapter hands it out (all but Fastify and Fetch). */
+  readonly limiter?: RateLimiter;
 }
 
 export interface Harness {
@@ -98,6 +101,7 @@ export function appSpec(global: Options, store: MemoryStore, auth = false): AppS
       { method: "GET", path: "/data", limits: ["global"], reply: "data" },
       { method: "GET", path: "/decision", limits: ["global"], reply: "decision" },
       { method: "GET", path: "/health", limits: [], reply: "health" },
+      { method: "OPTIONS", path: "/", limits: ["global"], reply: "ok" },
       { method: "GET", path: "/report", limits: [{ route: { cost: 5 } }], reply: "ok" },
       { method: "POST", path: "/signup", limits: [{ route: { policy: signup } }], reply: "ok" },
       {
@@ -285,6 +289,29 @@ export function contract(harness: Harness): void {
       expect((await send(server, "/")).headers["x-ratelimit-remaining"]).toBe("3");
     });
 
+    it("lets CORS preflights pass uncounted and without headers, unless countPreflights", async () => {
+      const preflight = {
+        method: "OPTIONS",
+        headers: { origin: "https://app.example", "access-control-request-method": "POST" },
+      };
+      const { server } = await app();
+      for (let i = 0; i < 15; i++) {
+        const a = await send(server, "/", preflight);
+        expect(a.status).toBe(200);
+        expect(rateHeaders(a)).toEqual({});
+      }
+      // An OPTIONS request that is no preflight is counted.
+      const plain = await send(server, "/", { method: "OPTIONS" });
+      expect(plain.headers["x-ratelimit-remaining"]).toBe("9");
+      expect((await send(server, "/")).headers["x-ratelimit-remaining"]).toBe("8");
+      const counted = (await app({ countPreflights: true })).server;
+      for (let i = 9; i >= 0; i--) {
+        const a = await send(counted, "/", preflight);
+        expect(a.headers["x-ratelimit-remaining"]).toBe(String(i));
+      }
+      expect((await send(counted, "/", preflight)).status).toBe(429);
+    });
+
     it("skips what skip says: no headers, nothing counted", async () => {
       const { server } = await app({
         skip: (request: never) => kit.header(request, "x-internal") === "yes",
@@ -331,6 +358,64 @@ export function contract(harness: Harness): void {
       await send(server, "/");
       expect((await send(server, "/")).status).toBe(429);
       expect((await send(server, "/", { headers: { "x-plan": "paid" } })).status).toBe(200);
+    });
+
+    describe("reset(key) forgets every bucket of the key: base, tiers and route policies", () => {
+      const free = [{ name: "free", capacity: 2, refillRate: 1, interval: 60_000 }];
+      const paid = [{ name: "paid", capacity: 3, refillRate: 1, interval: 60_000 }];
+      const as = (user: string, plan = "free") => ({
+        headers: { "x-api-key": user, "x-plan": plan },
+      });
+      const tiers = (request: never) => (kit.header(request, "x-plan") === "paid" ? paid : free);
+
+      /** drained sends requests until one is limited; true when one was. */
+      async function drained(server: Server, path: string, init: object): Promise<boolean> {
+        const method = path === "/signup" ? "POST" : "GET";
+        for (let i = 0; i < 12; i++) {
+          if ((await send(server, path, { method, ...init })).status === 429) return true;
+        }
+        return false;
+      }
+
+      async function check(server: Server, reset: (key: string) => Promise<void>) {
+        expect(await drained(server, "/", as("alice"))).toBe(true);
+        expect(await drained(server, "/", as("alice", "paid"))).toBe(true);
+        expect(await drained(server, "/signup", as("alice"))).toBe(true);
+        expect(await drained(server, "/", as("bob"))).toBe(true);
+        await reset("x-api-key=alice");
+        const tier = await send(server, "/", as("alice"));
+        expect(tier.status).toBe(200);
+        expect(tier.headers.ratelimit).toBe('"free";r=1;t=60');
+        expect((await send(server, "/", as("alice", "paid"))).headers.ratelimit).toBe(
+          '"paid";r=2;t=60',
+        );
+        expect((await send(server, "/signup", { method: "POST", ...as("alice") })).status).toBe(
+          200,
+        );
+        expect((await send(server, "/", as("bob"))).status).toBe(429);
+      }
+
+      it("through a RateLimiter the operator passes in", async () => {
+        const { store } = fakeClock();
+        const limiter = new RateLimiter({ policy: burst, store });
+        const global = { limiter, policies: tiers, key: keys.header("x-api-key") };
+        const server = await harness.start(appSpec(global, store));
+        servers.push(server);
+        await check(server, (key) => limiter.reset(key));
+      });
+
+      it.runIf(harness.name !== "fastify" && harness.name !== "fetch")(
+        "through the middleware's own limiter",
+        async () => {
+          const { store } = fakeClock();
+          const global = { store, policies: tiers, key: keys.header("x-api-key") };
+          const server = await harness.start(appSpec(global, store));
+          servers.push(server);
+          const limiter = server.limiter as RateLimiter;
+          expect(limiter).toBeInstanceOf(RateLimiter);
+          await check(server, (key) => limiter.reset(key));
+        },
+      );
     });
 
     it("in shadow mode blocks no one, and still reports the decision", async () => {

@@ -281,6 +281,18 @@ const MALFORMED: readonly [string, string][] = [
   ["bad percent-encoding", get("/%zz%ff%00/..%2f..?%%=%")],
   ["absolute-form garbage target", get("http://[::1/")],
   ["target without a slash", get("nonsense")],
+  ["absolute-form, no host and port 99999", get("http://:99999/")],
+  ["absolute-form, a bad IPv6 zone", get("https://[fe80::1%25zz]/")],
+  ["asterisk-form with GET", get("*")],
+  [
+    "a Host that is no host",
+    `GET / HTTP/1.1${CRLF}Host: [::1${CRLF}Connection: close${CRLF}${CRLF}`,
+  ],
+  [
+    "a preflight with a garbage Access-Control-Request-Method",
+    `OPTIONS / HTTP/1.1${CRLF}Host: x${CRLF}Origin: null${CRLF}Access-Control-Request-Method: ,;"${CRLF}Connection: close${CRLF}${CRLF}`,
+  ],
+  ["Forwarded with an unclosed quote", get("/", ['Forwarded: for="1.2.3.4, for=5.6.7.8'])],
   ["target of 8 KB", get(`/${"a%".repeat(4000)}`)],
   [
     "X-Forwarded-For of 8 KB",

@@ -24,11 +24,15 @@ function agentFor(localAddress: string): Agent {
   return agent;
 }
 
-/** get sends GET `path` to 127.0.0.1:`port` from `from` (default 127.0.0.1) and reads the whole answer. */
+/**
+ * get sends GET `path` to 127.0.0.1:`port` from `from` (default 127.0.0.1)
+ * and reads the whole answer. A header given as a list is sent as that many
+ * header lines.
+ */
 export function get(
   port: number,
   path: string,
-  headers: Record<string, string> = {},
+  headers: Record<string, string | string[]> = {},
   from = "127.0.0.1",
   timeoutMs = 10_000,
 ): Promise<Reply> {

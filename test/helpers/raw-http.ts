@@ -43,9 +43,21 @@ function collect(socket: Duplex, ms: number): Promise<RawAnswer> {
   });
 }
 
-/** rawRequest writes `bytes` to 127.0.0.1:`port` and reads the answer's head. */
-export function rawRequest(port: number, bytes: string | Buffer, ms = 5000): Promise<RawAnswer> {
-  const socket = connect({ host: "127.0.0.1", port });
+/**
+ * rawRequest writes `bytes` to 127.0.0.1:`port` and reads the answer's head;
+ * from `localAddress` (another loopback address) when given.
+ */
+export function rawRequest(
+  port: number,
+  bytes: string | Buffer,
+  ms = 5000,
+  localAddress?: string,
+): Promise<RawAnswer> {
+  const socket = connect(
+    localAddress === undefined
+      ? { host: "127.0.0.1", port }
+      : { host: "127.0.0.1", port, localAddress },
+  );
   socket.on("connect", () => socket.write(bytes));
   return collect(socket, ms);
 }

@@ -22,13 +22,17 @@ async function serve(app: Express): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-function warnings(): { codes: string[]; stop(): void } {
+function warnings(): { codes: string[]; messages: string[]; stop(): void } {
   const codes: string[] = [];
+  const messages: string[] = [];
   const listener = (w: Error & { code?: string }) => {
-    if (w.name === "FloodgateWarning") codes.push(w.code as string);
+    if (w.name === "FloodgateWarning") {
+      codes.push(w.code as string);
+      messages.push(w.message);
+    }
   };
   process.on("warning", listener);
-  return { codes, stop: () => process.off("warning", listener) };
+  return { codes, messages, stop: () => process.off("warning", listener) };
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
@@ -82,6 +86,15 @@ describe("floodgate/express", () => {
       await (await fetch(await serve(app), { headers: { "x-forwarded-for": "1.2.3.4" } })).text();
       await tick();
       expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
+      expect(seen.messages[0]).toContain("keys.ip({ trustProxy: 1 })");
+      const forwarded = express();
+      forwarded.use(rateLimit({ policy: burst }));
+      forwarded.get("/", (_req, res) => {
+        res.end();
+      });
+      await (await fetch(await serve(forwarded), { headers: { forwarded: "for=1.2.3.4" } })).text();
+      await tick();
+      expect(seen.messages[1]).toContain('keys.ip({ trustProxy: 1, proxyHeader: "forwarded" })');
     } finally {
       seen.stop();
     }

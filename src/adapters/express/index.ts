@@ -48,7 +48,11 @@ export interface ExpressRateLimit {
    * Mount it instead of, not after, this middleware on that route.
    */
   route(overrides: RateLimitOptions<Request, Response>): ExpressRateLimit;
-  /** limiter is the RateLimiter this middleware charges. */
+  /**
+   * limiter is the RateLimiter this middleware charges. Its `reset(key)`
+   * forgets the key's buckets under every policy this middleware and its
+   * routes charge through it: its own, each tier, each route's.
+   */
   readonly limiter: RateLimiter;
 }
 
@@ -92,7 +96,7 @@ function answer(
     else if (!res.writableEnded) res.end();
     return;
   }
-  const headers = recordIn(bag, outcome.headers, limited);
+  const headers = recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }

@@ -58,6 +58,7 @@ const reader: RequestReader<FastifyRequest> = {
     const value = request.raw.headers[name];
     return value === undefined || typeof value === "string" ? value : value.join(", ");
   },
+  method: (request) => request.raw.method,
 };
 
 function hookName(limit: Limit, option: string): FastifyRateLimitHook {
@@ -89,7 +90,7 @@ function answer(
     stackedIn(bag) !== undefined && earlier !== null
       ? stricter(earlier, outcome.decision)
       : outcome.decision;
-  const headers = recordIn(bag, outcome.headers, outcome.limited);
+  const headers = recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     reply.header(headers[i] as string, headers[i + 1]);
   }

@@ -79,6 +79,7 @@ function build(options: FetchRateLimitOptions<unknown[]>) {
   const reader: RequestReader<Request> = {
     address: (request) => addresses.get(request),
     header: (request, name) => request.headers.get(name) ?? undefined,
+    method: (request) => request.method,
   };
   const entry = { limit: createRateLimit<Request, unknown[]>(options, reader, EXTRA), addresses };
   built.set(options, entry);
@@ -99,7 +100,7 @@ async function answer(
     earlier === undefined ? outcome.decision : stricter(earlier, outcome.decision),
   );
   const limited = outcome.limited;
-  record(holder, outcome.headers, limited);
+  record(holder, outcome);
   if (!limited) {
     const response = await handler(request, ...rest);
     // The last limiter to run has merged every stacked limiter's headers.

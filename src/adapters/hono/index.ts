@@ -16,7 +16,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { withHeaders } from "../response.js";
-import { merge, STACKED, stricter } from "../stack.js";
+import { merge, STACKED, type Stacked, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
 declare module "hono" {
@@ -56,7 +56,11 @@ export interface HonoRateLimit extends MiddlewareHandler {
    * Mount it instead of, not after, this middleware on that route.
    */
   route(overrides: RateLimitOptions<Context, Context>): HonoRateLimit;
-  /** limiter is the RateLimiter this middleware charges. */
+  /**
+   * limiter is the RateLimiter this middleware charges. Its `reset(key)`
+   * forgets the key's buckets under every policy this middleware and its
+   * routes charge through it: its own, each tier, each route's.
+   */
   readonly limiter: RateLimiter;
 }
 
@@ -79,8 +83,8 @@ interface Outgoing {
 
 /** Vars is Hono's context variables as floodgate reads and writes them. */
 type Vars = {
-  get(key: typeof STACKED): readonly string[] | undefined;
-  set(key: typeof STACKED, value: readonly string[]): void;
+  get(key: typeof STACKED): Stacked | undefined;
+  set(key: typeof STACKED, value: Stacked): void;
 };
 
 /**
@@ -118,6 +122,7 @@ function readerFor(getConnInfo: ConnInfoGetter | undefined): RequestReader<Conte
   return {
     address: getConnInfo === undefined ? runtimeAddress : (c) => getConnInfo(c).remote.address,
     header: (c, name) => c.req.raw.headers.get(name) ?? undefined,
+    method: (c) => c.req.method,
   };
 }
 
@@ -125,13 +130,14 @@ function answer(limit: Limit, outcome: RateLimitOutcome, c: Context, next: Next)
   // Stacked limiters keep their headers among the context's variables,
   // under a registered symbol: no object of Hono's changes shape.
   const vars = c as unknown as Vars;
-  const earlierHeaders = vars.get(STACKED);
+  const stack = vars.get(STACKED);
   const decision = outcome.decision;
-  const earlier = earlierHeaders === undefined ? undefined : c.get("rateLimit");
+  const earlier = stack === undefined ? undefined : c.get("rateLimit");
   c.set("rateLimit", earlier === undefined ? decision : stricter(earlier, decision));
   const limited = outcome.limited;
-  const headers = merge(earlierHeaders, outcome.headers, limited);
-  vars.set(STACKED, headers);
+  const merged = merge(stack, outcome);
+  vars.set(STACKED, merged);
+  const headers = merged.headers;
   const outgoing = outgoingOf(c);
   if (outgoing !== undefined) {
     for (let i = 0; i < headers.length; i += 2) {

@@ -39,7 +39,11 @@ export interface KoaRateLimit {
    * Mount it instead of, not after, this middleware on that route.
    */
   route(overrides: RateLimitOptions<Context, Context>): KoaRateLimit;
-  /** limiter is the RateLimiter this middleware charges. */
+  /**
+   * limiter is the RateLimiter this middleware charges. Its `reset(key)`
+   * forgets the key's buckets under every policy this middleware and its
+   * routes charge through it: its own, each tier, each route's.
+   */
   readonly limiter: RateLimiter;
 }
 
@@ -51,6 +55,7 @@ const EXTRA = ["warnings"];
 const reader: RequestReader<Context> = {
   address: (ctx) => readAddress(ctx.req),
   header: (ctx, name) => readHeader(ctx.req, name),
+  method: (ctx) => ctx.req.method,
 };
 
 function answer(
@@ -72,7 +77,7 @@ function answer(
     // Someone has already answered: add nothing; a limited request still stops here.
     return limited ? undefined : next();
   }
-  const headers = recordIn(bag, outcome.headers, limited);
+  const headers = recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }

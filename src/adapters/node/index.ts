@@ -37,7 +37,11 @@ export interface NodeRateLimit {
    * and the rest, including the limiter (so the buckets), is shared.
    */
   route(overrides: RateLimitOptions<IncomingMessage, ServerResponse>): NodeRateLimit;
-  /** limiter is the RateLimiter this check charges. */
+  /**
+   * limiter is the RateLimiter this check charges. Its `reset(key)` forgets
+   * the key's buckets under every policy this check and its routes charge
+   * through it: its own, each tier, each route's.
+   */
   readonly limiter: RateLimiter;
 }
 
@@ -77,10 +81,7 @@ function answer(
     if (!res.writableEnded) res.end();
     return ANSWERED;
   }
-  const headers =
-    bag === undefined
-      ? record(req, outcome.headers, limited)
-      : recordIn(bag, outcome.headers, limited);
+  const headers = bag === undefined ? record(req, outcome) : recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }

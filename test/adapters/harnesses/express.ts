@@ -40,9 +40,10 @@ export function expressHarness(name: string, express: typeof express5): Harness 
           res.json(replyBody(route.reply, req.rateLimit));
         };
         if (route.method === "GET") app.get(route.path, ...limits, handler);
+        else if (route.method === "OPTIONS") app.options(route.path, ...limits, handler);
         else app.post(route.path, ...limits, handler);
       }
-      return served(app.listen(0, "127.0.0.1"));
+      return { ...(await served(app.listen(0, "127.0.0.1"))), limiter: global.limiter };
     },
   };
 }

@@ -38,6 +38,9 @@ export const honoHarness: Harness = {
       );
     }
     app.onError((_error, c) => c.text("Internal Server Error", 500));
-    return served(serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }) as HttpServer);
+    return {
+      ...(await served(serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }) as HttpServer)),
+      limiter: global.limiter,
+    };
   },
 };

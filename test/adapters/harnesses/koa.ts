@@ -55,7 +55,7 @@ export function koaHarness(name: string, Koa: typeof KoaApp): Harness {
         }
         return run(ctx, entry.route, entry.limits, 0);
       });
-      return served(app.listen(0, "127.0.0.1"));
+      return { ...(await served(app.listen(0, "127.0.0.1"))), limiter: global.limiter };
     },
   };
 }

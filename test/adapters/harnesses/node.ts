@@ -53,6 +53,6 @@ export const nodeHarness: Harness = {
       res.setHeader("Content-Type", "application/json");
       res.end(JSON.stringify(replyBody(route.reply, req.rateLimit)));
     });
-    return served(server.listen(0, "127.0.0.1"));
+    return { ...(await served(server.listen(0, "127.0.0.1"))), limiter: global.limiter };
   },
 };
