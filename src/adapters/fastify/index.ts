@@ -214,5 +214,7 @@ Object.assign(floodgate, {
 });
 
 export default floodgate;
+export type { Decision } from "../../core/decision.js";
+export type { Duration, PolicyInput } from "../../core/policy.js";
 export { type KeyFunction, keys, type RequestReader } from "../../http/index.js";
 export { floodgate };
