@@ -85,7 +85,7 @@ try {
 import express from "express";
 import { Hono } from "hono";
 import Koa from "koa";
-import { rateLimit as expressLimit } from "floodgate/express";
+import { type RateLimitedRequest, rateLimit as expressLimit } from "floodgate/express";
 import { keys, withRateLimit } from "floodgate/fetch";
 import { rateLimit as honoLimit } from "floodgate/hono";
 import { type RateLimitState, rateLimit as koaLimit } from "floodgate/koa";
@@ -93,7 +93,7 @@ import { rateLimit as nodeLimit } from "floodgate/node";
 const policy = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
 const e = express();
 e.use(expressLimit({ policy, key: keys.header("x-api-key") }));
-e.get("/", (req, res) => { res.json({ remaining: req.rateLimit?.remaining }); });
+e.get("/", (req: RateLimitedRequest, res) => { res.json({ remaining: req.rateLimit?.remaining }); });
 const k = new Koa<RateLimitState>();
 k.use(koaLimit({ policy }));
 k.use((ctx) => { ctx.body = { remaining: ctx.state.rateLimit?.remaining }; });
@@ -106,6 +106,21 @@ export const GET = withRateLimit(async (request: Request) => Response.json({ url
   policy,
   key: keys.header("x-api-key"),
 });
+`,
+  );
+  // A codebase moving from express-rate-limit types req.rateLimit its own way;
+  // floodgate/express must not re-type Express's Request over it.
+  writeFileSync(
+    join(app, "erl.mts"),
+    `import "floodgate/express";
+declare global {
+  namespace Express {
+    interface Request {
+      rateLimit?: { limit: number; used: number; remaining: number; resetTime: Date | undefined };
+    }
+  }
+}
+export const resetOf = (req: import("express").Request): Date | undefined => req.rateLimit?.resetTime;
 `,
   );
   const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
@@ -153,8 +168,8 @@ export const GET = withRateLimit(async (request: Request) => Response.json({ url
     // would see it twice.
     const programs =
       moduleResolution === "bundler"
-        ? [["esm.mts"], ["usage.mts"]]
-        : [["esm.mts"], ["cjs.cts"], ["usage.mts"]];
+        ? [["esm.mts"], ["usage.mts", "erl.mts"]]
+        : [["esm.mts"], ["cjs.cts"], ["usage.mts", "erl.mts"]];
     for (const files of programs) {
       typecheck([
         tsc,

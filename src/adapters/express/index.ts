@@ -16,17 +16,16 @@ import { incomingReader } from "../incoming.js";
 import { type Bag, localsOf, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
-declare global {
-  namespace Express {
-    interface Request {
-      /**
-       * rateLimit is floodgate's decision for this request (the strictest one
-       * when limiters are stacked); undefined when no limiter decided it.
-       */
-      rateLimit?: Decision;
-    }
-  }
-}
+/**
+ * RateLimitedRequest is Express's request with floodgate's decision: the
+ * type of a handler's `req` that reads `req.rateLimit`, the strictest
+ * decision when limiters are stacked, undefined when no limiter decided it.
+ * floodgate does not re-type Express's Request globally, so a codebase whose
+ * own declaration gives `req.rateLimit` another type (express-rate-limit's
+ * `RateLimitInfo`) still compiles; to type it globally, declare
+ * `namespace Express { interface Request { rateLimit?: Decision } }` yourself.
+ */
+export type RateLimitedRequest = Request & { rateLimit?: Decision };
 
 /**
  * ExpressRateLimitOptions are floodgate's HTTP options plus `warnings`, which
@@ -83,7 +82,7 @@ function answer(
 ): void {
   const bag = bagOf(res);
   const decision = outcome.decision;
-  const earlier = stackedIn(bag) === undefined ? undefined : req.rateLimit;
+  const earlier = stackedIn(bag) === undefined ? undefined : (req as RateLimitedRequest).rateLimit;
   setDecision(req, earlier === undefined ? decision : stricter(earlier, decision));
   const limited = outcome.limited;
   if (res.headersSent) {
