@@ -112,7 +112,8 @@ export const GET = withRateLimit(async (request: Request) => Response.json({ url
   // floodgate/express must not re-type Express's Request over it.
   writeFileSync(
     join(app, "erl.mts"),
-    `import "floodgate/express";
+    `import express from "express";
+import { rateLimit, rateLimitOf } from "floodgate/express";
 declare global {
   namespace Express {
     interface Request {
@@ -120,7 +121,10 @@ declare global {
     }
   }
 }
-export const resetOf = (req: import("express").Request): Date | undefined => req.rateLimit?.resetTime;
+export const resetOf = (req: express.Request): Date | undefined => req.rateLimit?.resetTime;
+const app = express();
+app.use(rateLimit({ policy: { name: "api", capacity: 100, refillRate: 100, interval: "15m" } }));
+app.get("/", (req, res) => { res.json({ remaining: rateLimitOf(req)?.remaining }); });
 `,
   );
   const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
@@ -165,11 +169,12 @@ export const resetOf = (req: import("express").Request): Date | undefined => req
     // ESM and CommonJS consumers are separate programs: each format has its
     // own .d.ts/.d.cts, and an adapter's module augmentation (fastify's route
     // config) is declared once per copy, so one program loading both copies
-    // would see it twice.
+    // would see it twice. erl.mts is a program of its own too: its global
+    // declaration gives req.rateLimit another type than usage.mts reads.
     const programs =
       moduleResolution === "bundler"
-        ? [["esm.mts"], ["usage.mts", "erl.mts"]]
-        : [["esm.mts"], ["cjs.cts"], ["usage.mts", "erl.mts"]];
+        ? [["esm.mts"], ["usage.mts"], ["erl.mts"]]
+        : [["esm.mts"], ["cjs.cts"], ["usage.mts"], ["erl.mts"]];
     for (const files of programs) {
       typecheck([
         tsc,

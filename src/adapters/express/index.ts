@@ -24,8 +24,19 @@ import { Warnings, type WarningsOption } from "../warnings.js";
  * own declaration gives `req.rateLimit` another type (express-rate-limit's
  * `RateLimitInfo`) still compiles; to type it globally, declare
  * `namespace Express { interface Request { rateLimit?: Decision } }` yourself.
+ * Where such a declaration gives it another type, read it with rateLimitOf.
  */
 export type RateLimitedRequest = Request & { rateLimit?: Decision };
+
+/**
+ * rateLimitOf returns floodgate's decision for `req` (the strictest one when
+ * limiters are stacked), or undefined when no limiter decided it: the same
+ * value as `req.rateLimit`, typed whatever type a codebase's own declaration
+ * gives that property.
+ */
+export function rateLimitOf(req: Request): Decision | undefined {
+  return (req as RateLimitedRequest).rateLimit;
+}
 
 /**
  * ExpressRateLimitOptions are floodgate's HTTP options plus `warnings`, which
