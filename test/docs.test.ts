@@ -4,8 +4,11 @@
 // and its .d.ts files, never from src/. The blocks are written as modules
 // under .tmp/docs-snippets/, inside this repository, so "floodgate" resolves
 // by package self-reference to package.json's exports (dist/) and the
-// frameworks resolve from node_modules. One tsc run checks them all. A block
-// opened with ```ts fragment is skipped and counted.
+// frameworks resolve from node_modules. One tsc run checks them all, so the
+// blocks share one program: a block's global declaration (`declare module
+// "fastify"`, `declare global`) reaches the others, and two blocks that
+// augment the same interface must agree. A block opened with ```ts fragment
+// is skipped and counted.
 import { execFileSync } from "node:child_process";
 import {
   existsSync,
