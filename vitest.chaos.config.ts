@@ -8,6 +8,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/chaos/**/*.chaos.ts"],
+    setupFiles: ["test/setup/warnings.ts"],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     fileParallelism: false,

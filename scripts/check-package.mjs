@@ -85,7 +85,7 @@ try {
 import express from "express";
 import { Hono } from "hono";
 import Koa from "koa";
-import { rateLimit as expressLimit } from "floodgate/express";
+import { type RateLimitedRequest, rateLimit as expressLimit } from "floodgate/express";
 import { keys, withRateLimit } from "floodgate/fetch";
 import { rateLimit as honoLimit } from "floodgate/hono";
 import { type RateLimitState, rateLimit as koaLimit } from "floodgate/koa";
@@ -93,7 +93,7 @@ import { rateLimit as nodeLimit } from "floodgate/node";
 const policy = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
 const e = express();
 e.use(expressLimit({ policy, key: keys.header("x-api-key") }));
-e.get("/", (req, res) => { res.json({ remaining: req.rateLimit?.remaining }); });
+e.get("/", (req: RateLimitedRequest, res) => { res.json({ remaining: req.rateLimit?.remaining }); });
 const k = new Koa<RateLimitState>();
 k.use(koaLimit({ policy }));
 k.use((ctx) => { ctx.body = { remaining: ctx.state.rateLimit?.remaining }; });
@@ -106,6 +106,25 @@ export const GET = withRateLimit(async (request: Request) => Response.json({ url
   policy,
   key: keys.header("x-api-key"),
 });
+`,
+  );
+  // A codebase moving from express-rate-limit types req.rateLimit its own way;
+  // floodgate/express must not re-type Express's Request over it.
+  writeFileSync(
+    join(app, "erl.mts"),
+    `import express from "express";
+import { rateLimit, rateLimitOf } from "floodgate/express";
+declare global {
+  namespace Express {
+    interface Request {
+      rateLimit?: { limit: number; used: number; remaining: number; resetTime: Date | undefined };
+    }
+  }
+}
+export const resetOf = (req: express.Request): Date | undefined => req.rateLimit?.resetTime;
+const app = express();
+app.use(rateLimit({ policy: { name: "api", capacity: 100, refillRate: 100, interval: "15m" } }));
+app.get("/", (req, res) => { res.json({ remaining: rateLimitOf(req)?.remaining }); });
 `,
   );
   const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
@@ -150,11 +169,12 @@ export const GET = withRateLimit(async (request: Request) => Response.json({ url
     // ESM and CommonJS consumers are separate programs: each format has its
     // own .d.ts/.d.cts, and an adapter's module augmentation (fastify's route
     // config) is declared once per copy, so one program loading both copies
-    // would see it twice.
+    // would see it twice. erl.mts is a program of its own too: its global
+    // declaration gives req.rateLimit another type than usage.mts reads.
     const programs =
       moduleResolution === "bundler"
-        ? [["esm.mts"], ["usage.mts"]]
-        : [["esm.mts"], ["cjs.cts"], ["usage.mts"]];
+        ? [["esm.mts"], ["usage.mts"], ["erl.mts"]]
+        : [["esm.mts"], ["cjs.cts"], ["usage.mts"], ["erl.mts"]];
     for (const files of programs) {
       typecheck([
         tsc,

@@ -3,11 +3,11 @@
 // Run: npx tsx examples/express/keys.ts, then
 //   curl -i -H "x-api-key: k1" http://127.0.0.1:8000/api
 //   curl -i -H "authorization: Bearer alice" http://127.0.0.1:8000/me
-import express, { type NextFunction, type Request, type Response } from "express";
-import { keys, rateLimit } from "floodgate/express";
+import express, { type NextFunction, type Response } from "express";
+import { keys, type RateLimitedRequest, rateLimit } from "floodgate/express";
 import { wellFormed } from "../well-formed.js";
 
-type Authed = Request & { user?: { id: string } };
+type Authed = RateLimitedRequest & { user?: { id: string } };
 
 /** auth stands in for your real authentication: it names the user or answers 401. */
 function auth(req: Authed, res: Response, next: NextFunction): void {
@@ -33,7 +33,7 @@ app.use(
     key: keys.header("x-api-key"),
   }),
 );
-app.get("/api", (req, res) => {
+app.get("/api", (req: RateLimitedRequest, res) => {
   res.json({ remaining: req.rateLimit?.remaining });
 });
 app.get(

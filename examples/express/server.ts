@@ -2,7 +2,7 @@
 // 10 requests of burst, 2 more each second. /health is never limited.
 // Run: npx tsx examples/express/server.ts, then curl -i http://127.0.0.1:8000/data
 import express from "express";
-import { rateLimit } from "floodgate/express";
+import { type RateLimitedRequest, rateLimit } from "floodgate/express";
 import { wellFormed } from "../well-formed.js";
 
 const app = express();
@@ -18,7 +18,7 @@ app.use(rateLimit({ policy: { name: "burst", capacity: 10, refillRate: 2, interv
 app.get("/", (_req, res) => {
   res.json({ message: "Hello, world!" });
 });
-app.get("/data", (req, res) => {
+app.get("/data", (req: RateLimitedRequest, res) => {
   res.json({ data: "Some important information", remaining: req.rateLimit?.remaining });
 });
 

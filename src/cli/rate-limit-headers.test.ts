@@ -137,6 +137,40 @@ describe("readRateLimitHeaders", () => {
     expect([got.limit, got.remaining, got.reset]).toEqual([null, null, null]);
   });
 
+  // What the probe needs from the structured-field parser (RFC 9651): a
+  // header that is not a valid List is ignored as a whole, never half read.
+  it.each([
+    ['"burst";q=10;w=5 "daily";q=1000', "a missing comma"],
+    ['"burst;q=10', "an open string"],
+    ['"burst";Q=10', "an upper-case parameter key"],
+    ['"burst";q=', "a parameter with no value"],
+    ['"burst";q=1234567890123456', "an integer of 16 digits"],
+    ['"burst";q=10;w=1.2345', "a decimal with 4 fractional digits"],
+    ['"bu\\nrst";q=10', "an unknown escape"],
+    ['"burst";q=10;', "a trailing semicolon"],
+    ['"burst";q=10, "daily";q=1000,', "a trailing comma after a valid member"],
+  ])("ignores RateLimit-Policy %j (%s) as a whole", (value) => {
+    const got = read({ "RateLimit-Policy": value, RateLimit: '"burst";r=9;t=1' });
+    expect(got.invalid).toEqual(["RateLimit-Policy"]);
+    expect(got.policies).toEqual([]);
+    expect(got.remaining).toBe(9);
+  });
+
+  it("reads names as Strings, Tokens or Integers; an inner list or a boolean names nothing", () => {
+    const got = read({
+      "RateLimit-Policy": '"burst";q=10, default;q=20, 7;q=30, ?1;q=40, (1);q=50',
+    });
+    expect(got.policies.map((p) => p.name)).toEqual(["burst", "default", "7"]);
+  });
+
+  it("reads a structured field with spaces around it and between members", () => {
+    const got = read({ "RateLimit-Policy": '  "a";q=1 ,\t"b"; q=2  ' });
+    expect(got.policies).toEqual([
+      { name: "a", limit: 1, window: null },
+      { name: "b", limit: 2, window: null },
+    ]);
+  });
+
   it("finds nothing in a response without rate-limit headers", () => {
     const got = read({ "Content-Type": "application/json", "Retry-After": "5" });
     expect(got.found).toEqual([]);

@@ -1,12 +1,47 @@
 import {
-  isInnerList,
-  memberName,
-  parseDictionary,
-  parseItem,
-  parseList,
-  type SfBareItem,
-  type SfMember,
-} from "./structured-fields.js";
+  type BareItem,
+  type InnerList,
+  type Item,
+  ParseError,
+  parseDictionary as sfDictionary,
+  parseItem as sfItem,
+  parseList as sfList,
+  Token,
+} from "structured-headers";
+
+// The IETF headers are Structured Fields (RFC 9651), parsed by the
+// structured-headers package. A value that is not a valid field is ignored
+// as a whole, never half read: the parsers throw, and here that is undefined.
+
+/** SfMember is one member of a List or one value of a Dictionary: an Item or an Inner List. */
+type SfMember = Item | InnerList;
+
+function tolerant<T>(parse: (input: string) => T, input: string): T | undefined {
+  try {
+    return parse(input);
+  } catch (error) {
+    if (error instanceof ParseError) return undefined;
+    throw error;
+  }
+}
+
+const parseList = (input: string) => tolerant(sfList, input);
+const parseDictionary = (input: string) => tolerant(sfDictionary, input);
+const parseItem = (input: string) => tolerant(sfItem, input);
+
+function isInnerList(member: SfMember): member is InnerList {
+  return Array.isArray(member[0]);
+}
+
+/** memberName returns a member's String or Token value (or Integer), the way rate-limit headers name policies. */
+function memberName(member: SfMember): string | undefined {
+  if (isInnerList(member)) return undefined;
+  const value = member[0];
+  if (typeof value === "string") return value;
+  if (value instanceof Token) return value.toString();
+  if (typeof value === "number") return String(value);
+  return undefined;
+}
 
 /** HeaderPolicy is one policy a server announces in `RateLimit-Policy`. */
 export interface HeaderPolicy {
@@ -196,15 +231,15 @@ function readOldIetf(headers: Headers, invalid: string[]): OldIetf {
 }
 
 function param(member: SfMember, key: string): number | null {
-  return nonNegative(member.params.get(key));
+  return nonNegative(member[1].get(key));
 }
 
 function itemNumber(member: SfMember | undefined): number | null {
   if (member === undefined || isInnerList(member)) return null;
-  return nonNegative(member.value);
+  return nonNegative(member[0]);
 }
 
-function nonNegative(value: SfBareItem | undefined): number | null {
+function nonNegative(value: BareItem | undefined): number | null {
   return typeof value === "number" && value >= 0 ? value : null;
 }
 

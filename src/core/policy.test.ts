@@ -9,6 +9,12 @@ describe("policy validation", () => {
     expect(policy(ok)).toEqual({ name: "default", ...ok, window: 5000 });
     expect(policy({ capacity: 5, refillRate: 2, interval: "1s" }).window).toBe(3000);
   });
+  it("takes a policy kept in a const, where TypeScript widens its interval to string", () => {
+    const login = { name: "login", capacity: 5, refillRate: 1, interval: "1m" };
+    expect(policy(login).interval).toBe(60_000);
+    const typo = { capacity: 5, refillRate: 1, interval: "1 minute" };
+    expect(() => policy(typo)).toThrow(/interval/);
+  });
 
   it.each([
     ["capacity", 0],

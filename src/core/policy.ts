@@ -2,7 +2,11 @@ import { ConfigError } from "./errors.js";
 
 /**
  * A duration in milliseconds, or a string such as `"500ms"`, `"1s"`, `"5m"`,
- * `"1h"` or `"1d"`.
+ * `"1h"` or `"1d"`. The type names the forms floodgate reads; `interval`
+ * also takes any `string`, so a policy kept in a `const` (where TypeScript
+ * widens `"1s"` to `string`) needs no `as const`. A string that is not a
+ * duration is refused when the limiter or middleware is built (ConfigError
+ * naming the option and the value), as a bad number is.
  */
 export type Duration = number | `${number}${"ms" | "s" | "m" | "h" | "d"}`;
 
@@ -17,8 +21,11 @@ export interface PolicyInput {
   capacity: number;
   /** Tokens added every `interval`: the sustained rate. Integer from 1 to 1e9. */
   refillRate: number;
-  /** Milliseconds between refills (or a duration string such as "1s"). Integer from 1 ms to 365 days. */
-  interval: Duration;
+  /**
+   * Milliseconds between refills, or a duration string such as "1s" (see
+   * Duration; checked at run time). Integer from 1 ms to 365 days.
+   */
+  interval: Duration | (string & {});
 }
 
 /** Policy is a validated, frozen PolicyInput with `interval` in milliseconds. */

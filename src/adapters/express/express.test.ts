@@ -1,9 +1,19 @@
 import type { AddressInfo } from "node:net";
-import express, { type Express } from "express";
+import express, { type Express as App } from "express";
 import { afterEach, describe, expect, it } from "vitest";
+import type { Decision } from "../../core/decision.js";
 import { ConfigError } from "../../core/errors.js";
 import { rateLimit as nodeRateLimit } from "../node/index.js";
-import { type ExpressRateLimitOptions, rateLimit } from "./index.js";
+import { type ExpressRateLimitOptions, rateLimit, rateLimitOf } from "./index.js";
+
+// Opted in, as a user would: floodgate/express does not re-type Express's Request itself.
+declare global {
+  namespace Express {
+    interface Request {
+      rateLimit?: Decision;
+    }
+  }
+}
 
 const burst = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
 let closers: (() => void)[] = [];
@@ -12,7 +22,7 @@ afterEach(() => {
   closers = [];
 });
 
-async function serve(app: Express): Promise<string> {
+async function serve(app: App): Promise<string> {
   const server = app.listen(0, "127.0.0.1");
   await new Promise((resolve) => server.once("listening", resolve));
   closers.push(() => {
@@ -181,13 +191,13 @@ describe("floodgate/express", () => {
     expect(added).toEqual([]);
   });
 
-  it("shows req.rateLimit in mounted apps and routers, and lets later middleware replace it", async () => {
+  it("shows req.rateLimit (and rateLimitOf(req)) in mounted apps and routers, and lets later middleware replace it", async () => {
     const app = express();
     const sub = express();
     const router = express.Router();
     app.use(rateLimit({ policy: burst }));
     sub.get("/", (req, res) => {
-      res.json({ remaining: req.rateLimit?.remaining });
+      res.json({ remaining: rateLimitOf(req)?.remaining });
     });
     router.get("/", (req, _res, next) => {
       req.rateLimit = { ...(req.rateLimit as NonNullable<typeof req.rateLimit>), remaining: -1 };
@@ -203,7 +213,7 @@ describe("floodgate/express", () => {
     });
     const other = express();
     other.get("/", (req, res) => {
-      res.json({ seen: req.rateLimit === undefined ? "none" : "some" });
+      res.json({ seen: rateLimitOf(req) === undefined ? "none" : "some" });
     });
     const url = await serve(app);
     const otherUrl = await serve(other);

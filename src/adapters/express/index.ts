@@ -16,16 +16,26 @@ import { incomingReader } from "../incoming.js";
 import { type Bag, localsOf, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
-declare global {
-  namespace Express {
-    interface Request {
-      /**
-       * rateLimit is floodgate's decision for this request (the strictest one
-       * when limiters are stacked); undefined when no limiter decided it.
-       */
-      rateLimit?: Decision;
-    }
-  }
+/**
+ * RateLimitedRequest is Express's request with floodgate's decision: the
+ * type of a handler's `req` that reads `req.rateLimit`, the strictest
+ * decision when limiters are stacked, undefined when no limiter decided it.
+ * floodgate does not re-type Express's Request globally, so a codebase whose
+ * own declaration gives `req.rateLimit` another type (express-rate-limit's
+ * `RateLimitInfo`) still compiles; to type it globally, declare
+ * `namespace Express { interface Request { rateLimit?: Decision } }` yourself.
+ * Where such a declaration gives it another type, read it with rateLimitOf.
+ */
+export type RateLimitedRequest = Request & { rateLimit?: Decision };
+
+/**
+ * rateLimitOf returns floodgate's decision for `req` (the strictest one when
+ * limiters are stacked), or undefined when no limiter decided it: the same
+ * value as `req.rateLimit`, typed whatever type a codebase's own declaration
+ * gives that property.
+ */
+export function rateLimitOf(req: Request): Decision | undefined {
+  return (req as RateLimitedRequest).rateLimit;
 }
 
 /**
@@ -87,7 +97,7 @@ function answer(
 ): void {
   const bag = bagOf(res);
   const decision = outcome.decision;
-  const earlier = stackedIn(bag) === undefined ? undefined : req.rateLimit;
+  const earlier = stackedIn(bag) === undefined ? undefined : (req as RateLimitedRequest).rateLimit;
   setDecision(req, earlier === undefined ? decision : stricter(earlier, decision));
   const limited = outcome.limited;
   if (res.headersSent) {
@@ -165,5 +175,7 @@ export function rateLimit(options: ExpressRateLimitOptions): ExpressRateLimit {
   return middleware(limit, new Warnings(options.warnings));
 }
 
-export { type KeyFunction, keys } from "../../http/index.js";
+export type { Decision } from "../../core/decision.js";
+export type { Duration, PolicyInput } from "../../core/policy.js";
+export { type KeyFunction, keys, type RequestReader } from "../../http/index.js";
 export type { WarningCode, WarningsOption } from "../warnings.js";

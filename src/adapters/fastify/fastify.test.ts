@@ -129,6 +129,48 @@ describe("floodgate/fastify", () => {
     expect((await app.inject("/")).headers["x-ratelimit-remaining"]).toBe("4");
   });
 
+  it("adds a route's own limit on top of the global one with stack: true: both charged, the stricter answers", async () => {
+    const { app, clock } = await demo();
+    const login = {
+      stack: true,
+      policy: { name: "login", capacity: 2, refillRate: 1, interval: 60_000 },
+    };
+    app.post("/login", { config: { rateLimit: login } }, async (request) => ({
+      policy: request.rateLimit?.policy,
+      remaining: request.rateLimit?.remaining,
+    }));
+    const first = await app.inject({ method: "POST", url: "/login" });
+    expect(first.json()).toEqual({ policy: "login", remaining: 1 });
+    expect(first.headers["ratelimit-policy"]).toBe('"burst";q=10;w=5, "login";q=2;w=120');
+    expect(first.headers.ratelimit).toBe('"burst";r=9;t=1, "login";r=1;t=60');
+    expect((await app.inject({ method: "POST", url: "/login" })).statusCode).toBe(200);
+    const denied = await app.inject({ method: "POST", url: "/login" });
+    expect(denied.statusCode).toBe(429);
+    expect(denied.headers["retry-after"]).toBe("60");
+    // /login spends the global bucket too, the denied third included: the
+    // global limit runs first and admitted it, as with any stacked middleware.
+    expect((await app.inject("/")).headers["x-ratelimit-remaining"]).toBe("6");
+    // The global limit still holds /login once the global bucket is empty.
+    clock.now += 60_000;
+    for (let i = 0; i < 10; i++) await app.inject("/data");
+    const global = await app.inject({ method: "POST", url: "/login" });
+    expect(global.statusCode).toBe(429);
+    expect(global.headers["retry-after"]).toBe("1");
+  });
+
+  it("refuses a stacked route limit that would charge the global policies twice", async () => {
+    const { app } = await demo();
+    expect(() =>
+      app.get("/a", { config: { rateLimit: { stack: true, cost: 2 } } }, async () => 1),
+    ).toThrow(/"config.rateLimit.stack" needs the route's own policy or policies/);
+    expect(() =>
+      app.get("/b", { config: { rateLimit: { stack: true, policy: burst } } }, async () => 1),
+    ).toThrow(/"config.rateLimit.policy" names a policy of the plugin's own limit/);
+    expect(() =>
+      app.get("/c", { config: { rateLimit: { stack: "yes" as never } } }, async () => 1),
+    ).toThrow(/"config.rateLimit.stack" must be true or false/);
+  });
+
   it("skips what skip says", async () => {
     const { app } = await demo({ skip: (request) => request.headers["x-internal"] === "yes" });
     for (let i = 0; i < 20; i++) {

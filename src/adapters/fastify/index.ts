@@ -32,19 +32,35 @@ export interface FastifyRateLimitOptions extends RateLimitOptions<FastifyRequest
   hook?: FastifyRateLimitHook;
 }
 
+/**
+ * FastifyRouteRateLimitOptions are a route's `config.rateLimit`: options
+ * merged over the plugin's, plus `stack`. With `stack: true` the route keeps
+ * the plugin's limit and adds its own on top (both are charged, the
+ * stricter answers), where without it the route's options replace the
+ * plugin's for that route. A stacked limit needs policies of its own.
+ */
+export interface FastifyRouteRateLimitOptions extends FastifyRateLimitOptions {
+  stack?: boolean;
+}
+
 declare module "fastify" {
   interface FastifyRequest {
     /** The rate-limit decision for this request; null when it was skipped or its route is not limited. */
     rateLimit: Decision | null;
   }
   interface FastifyContextConfig {
-    /** This route's rate-limit options, merged over the plugin's; false turns limiting off for it. */
-    rateLimit?: FastifyRateLimitOptions | false;
+    /**
+     * This route's rate-limit options, merged over the plugin's (or, with
+     * `stack: true`, a limit added on top of the plugin's); false turns
+     * limiting off for it.
+     */
+    rateLimit?: FastifyRouteRateLimitOptions | false;
   }
 }
 
 type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 type Limit = RateLimit<FastifyRequest, FastifyReply>;
+type Entry = { limit: Limit; hook: Hook; name: FastifyRateLimitHook; stack: boolean };
 
 const HOOKS: readonly string[] = ["onRequest", "preValidation", "preHandler"];
 // Options of fastify.register itself: meaningless for a plugin that applies
@@ -148,12 +164,71 @@ function addHook(route: RouteOptions, name: FastifyRateLimitHook, hook: Hook): v
   (route as unknown as Record<string, Hook[]>)[name] = list;
 }
 
+function policyNames(options: Readonly<FastifyRateLimitOptions>): string[] | undefined {
+  const source = options.policy ?? options.policies;
+  if (source === undefined || typeof source === "function") return undefined;
+  const list = Array.isArray(source) ? source : [source];
+  return list.map((p: { name?: string }) => p.name ?? "default");
+}
+
+/**
+ * routeEntry builds a route's limit from its `config.rateLimit`. `stack`
+ * is floodgate/fastify's own: the route's limit runs after the plugin's
+ * instead of replacing it, so it must charge other buckets than the
+ * plugin's (its own policies, under their own names).
+ */
+function routeEntry(base: Limit, config: unknown): Entry {
+  const { stack, ...own } = (
+    typeof config === "object" && config !== null && !Array.isArray(config) ? config : {}
+  ) as FastifyRouteRateLimitOptions;
+  if (stack !== undefined && typeof stack !== "boolean") {
+    throw new ConfigError(
+      "config.rateLimit.stack",
+      stack,
+      "must be true or false",
+      "stack: true adds the route's limit on top of the plugin's; leave it out to replace the plugin's",
+    );
+  }
+  const limit = base.route(
+    (stack === undefined ? config : own) as FastifyRateLimitOptions,
+    "config.rateLimit.",
+  );
+  if (stack === true) {
+    const mine = policyNames(own);
+    if (own.policy === undefined && own.policies === undefined) {
+      throw new ConfigError(
+        "config.rateLimit.stack",
+        stack,
+        "needs the route's own policy or policies",
+        "stacked on the plugin's limit, the plugin's policies would be charged twice: add e.g. policy: { name: 'login', capacity: 5, refillRate: 1, interval: '1m' }",
+      );
+    }
+    const shared = mine?.filter((name) => policyNames(base.options)?.includes(name));
+    if (shared !== undefined && shared.length > 0) {
+      throw new ConfigError(
+        "config.rateLimit.policy",
+        shared[0],
+        "names a policy of the plugin's own limit, which a stacked route would charge twice",
+        "give the route's policy a name of its own, e.g. name: 'login'",
+      );
+    }
+  }
+  return {
+    limit,
+    hook: hookFor(limit),
+    name: hookName(limit, "config.rateLimit.hook"),
+    stack: stack === true,
+  };
+}
+
 /**
  * floodgate is the Fastify plugin. Register it (awaited, or before the routes
  * it should limit, since it reads each route as the route is added) with the
  * options every floodgate middleware takes, plus `hook`. A route's
  * `config: { rateLimit: {...} }` overrides the options for that route and
- * `config: { rateLimit: false }` turns limiting off for it. Each request
+ * `config: { rateLimit: false }` turns limiting off for it;
+ * `config: { rateLimit: { stack: true, policy } }` adds a route's limit on
+ * top of the plugin's. Each request
  * gets `request.rateLimit` (its Decision, or null). Bad options are rejected
  * when the plugin or the route is registered, with a ConfigError.
  */
@@ -177,8 +252,13 @@ function floodgate(
   if (!fastify.hasRequestDecorator(STACKED)) fastify.decorateRequest(STACKED, null);
   // Routes that share one config object (GET and its HEAD, or the same limit
   // put on several routes) share one built limit.
-  const built = new WeakMap<object, { limit: Limit; hook: Hook; name: FastifyRateLimitHook }>();
-  const global = { limit: base, hook: hookFor(base), name: hookName(base, "hook") };
+  const built = new WeakMap<object, Entry>();
+  const global: Entry = {
+    limit: base,
+    hook: hookFor(base),
+    name: hookName(base, "hook"),
+    stack: false,
+  };
   fastify.addHook("onRoute", function floodgateOnRoute(route) {
     const config = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit;
     if (config === false) return;
@@ -189,8 +269,7 @@ function floodgate(
         entry = known;
       } else {
         try {
-          const limit = base.route(config as FastifyRateLimitOptions, "config.rateLimit.");
-          entry = { limit, hook: hookFor(limit), name: hookName(limit, "config.rateLimit.hook") };
+          entry = routeEntry(base, config);
         } catch (error) {
           if (isFloodgateError(error)) {
             error.message += ` (route ${String(route.method)} ${route.url})`;
@@ -200,6 +279,7 @@ function floodgate(
         built.set(config as object, entry);
       }
     }
+    if (entry.stack) addHook(route, global.name, global.hook);
     addHook(route, entry.name, entry.hook);
   });
   done();
@@ -215,5 +295,7 @@ Object.assign(floodgate, {
 });
 
 export default floodgate;
+export type { Decision } from "../../core/decision.js";
+export type { Duration, PolicyInput } from "../../core/policy.js";
 export { type KeyFunction, keys, type RequestReader } from "../../http/index.js";
 export { floodgate };

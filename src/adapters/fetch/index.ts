@@ -174,4 +174,6 @@ export function withRateLimit<Rest extends unknown[] = unknown[]>(
   };
 }
 
-export { type KeyFunction, keys } from "../../http/index.js";
+export type { Decision } from "../../core/decision.js";
+export type { Duration, PolicyInput } from "../../core/policy.js";
+export { type KeyFunction, keys, type RequestReader } from "../../http/index.js";

@@ -227,5 +227,7 @@ export function rateLimit(options: HonoRateLimitOptions): HonoRateLimit {
   return middleware(limit, new Warnings(options.warnings), reader);
 }
 
-export { type KeyFunction, keys } from "../../http/index.js";
+export type { Decision } from "../../core/decision.js";
+export type { Duration, PolicyInput } from "../../core/policy.js";
+export { type KeyFunction, keys, type RequestReader } from "../../http/index.js";
 export type { WarningCode, WarningsOption } from "../warnings.js";

@@ -168,5 +168,7 @@ export function rateLimit(options: NodeRateLimitOptions): NodeRateLimit {
   return check(limit, new Warnings(options.warnings));
 }
 
-export { type KeyFunction, keys } from "../../http/index.js";
+export type { Decision } from "../../core/decision.js";
+export type { Duration, PolicyInput } from "../../core/policy.js";
+export { type KeyFunction, keys, type RequestReader } from "../../http/index.js";
 export type { WarningCode, WarningsOption } from "../warnings.js";

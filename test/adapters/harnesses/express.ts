@@ -5,6 +5,7 @@ import type { NextFunction, Request, Response } from "express";
 import {
   type ExpressRateLimit,
   type ExpressRateLimitOptions,
+  type RateLimitedRequest,
   rateLimit,
 } from "../../../src/adapters/express/index.js";
 import { type Harness, replyBody, userOf } from "../contract.js";
@@ -37,7 +38,7 @@ export function expressHarness(name: string, express: typeof express5): Harness 
               : rateLimit(l.own as ExpressRateLimitOptions),
         );
         const handler = (req: Request, res: Response) => {
-          res.json(replyBody(route.reply, req.rateLimit));
+          res.json(replyBody(route.reply, (req as RateLimitedRequest).rateLimit));
         };
         if (route.method === "GET") app.get(route.path, ...limits, handler);
         else if (route.method === "OPTIONS") app.options(route.path, ...limits, handler);
