@@ -1,9 +1,23 @@
 import { performance } from "node:perf_hooks";
 import { type Clock, turnMonotonic, turnNow } from "./clock.js";
-import { type Decision, decide, RepeatMemo, type StoreReply } from "./core/decision.js";
+import {
+  BLOCK_STARTED,
+  type Decision,
+  decide,
+  RepeatMemo,
+  type StoreReply,
+} from "./core/decision.js";
 import { ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
-import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
-import { LimiterEvents, outcomeOf } from "./events.js";
+import {
+  checkAmount,
+  checkCost,
+  MAX_INTERVAL,
+  type Policy,
+  type PolicyInput,
+  policies as toPolicies,
+  windowOf,
+} from "./core/policy.js";
+import { type AdjustOperation, LimiterEvents, outcomeOf } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
 import { type TopKey, TopLimited } from "./metrics/top-keys.js";
 import { MemoryStore } from "./stores/memory-store.js";
@@ -39,6 +53,8 @@ export interface LimiterStats {
   breaker: BreakerState;
   /** Times the breaker opened. */
   breakerOpens: number;
+  /** Refunds, settles and blocks the store failed or missed the deadline of (never retried). */
+  settleErrors: number;
 }
 
 export interface RateLimiterOptions {
@@ -87,6 +103,44 @@ export interface RateLimiterOptions {
 export interface ConsumeOptions {
   /** Tokens this request spends: a whole number from 1 to the smallest capacity. Default 1. */
   cost?: number;
+}
+
+/**
+ * Settlement says what a refund or a settle charged after the fact.
+ */
+export interface Settlement {
+  /** Tokens charged beyond the estimate (negative: given back); 0 when nothing was applied. */
+  readonly extra: number;
+  /** Of `extra`, the most tokens a policy did not charge because they went beyond its maxDebt. */
+  readonly dropped: number;
+  /**
+   * False when nothing reached the store: the reservation was denied (it
+   * settles nothing), its estimate was decided without the store
+   * (`reason: "fail-open"`), or the store failed (counted in `stats()` and
+   * emitted as `settle-error`, never thrown).
+   */
+  readonly applied: boolean;
+}
+
+/**
+ * Reservation is an estimate spent by `limiter.reserve`, settled once the
+ * real cost is known. Only the first `settle` or `cancel` counts; later
+ * calls change nothing and resolve to the first one's Settlement. One never
+ * settled keeps its estimate spent: nothing leaks, nothing needs cleaning.
+ */
+export interface Reservation {
+  /** The decision on the estimate, as `consume` gives it. */
+  readonly decision: Decision;
+  /** The estimate spent (when allowed). */
+  readonly cost: number;
+  /**
+   * settle charges `actual - cost` more (debt allowed down to each policy's
+   * maxDebt) or, when negative, gives it back. `actual` is a whole number
+   * from 0 to Number.MAX_SAFE_INTEGER; anything else rejects with CostError.
+   */
+  settle(actual: number): Promise<Settlement>;
+  /** cancel gives the whole estimate back: `settle(0)`. */
+  cancel(): Promise<Settlement>;
 }
 
 export interface WaitOptions extends ConsumeOptions {
@@ -290,6 +344,7 @@ export class RateLimiter {
     fallbacks: 0,
     cached: 0,
     breakerOpens: 0,
+    settleErrors: 0,
   };
 
   /** stats counts store calls, failures, fallbacks and cached denials, and gives the breaker's state. */
@@ -323,7 +378,144 @@ export class RateLimiter {
     }
   }
 
-  /** reset forgets `key`: its next request sees full buckets. */
+  /**
+   * refund gives `cost` tokens (default 1, any whole number up to
+   * Number.MAX_SAFE_INTEGER) back to every policy's bucket for `key`, never
+   * above capacity: a refund to a full bucket changes nothing. It never
+   * rejects for a store failure (see Settlement.applied); a bad key or cost
+   * rejects with TypeError or CostError.
+   */
+  refund(key: string, options?: ConsumeOptions): Promise<Settlement> {
+    try {
+      assertKey(key);
+      const cost = costOf(options);
+      const problem = checkAmount(cost, 1);
+      if (problem !== undefined) throw new CostError(cost, problem);
+      return this.#adjust(key, -cost, "refund", this.store, this.policies);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * reserve decides and spends `cost` (the estimate) exactly like `consume`,
+   * and returns a Reservation to settle with the real cost once known.
+   */
+  async reserve(key: string, options?: ConsumeOptions): Promise<Reservation> {
+    const cost = costOf(options);
+    const decision = await this.check(key, cost, true, this.policies);
+    let settled: Promise<Settlement> | undefined;
+    const insured = decision.reason === "insurance";
+    const settle = (actual: number): Promise<Settlement> => {
+      if (settled !== undefined) return settled;
+      const problem = checkAmount(actual, 0);
+      if (problem !== undefined) return Promise.reject(new CostError(actual, problem));
+      if (!decision.allowed || decision.reason === "fail-open") settled = NOTHING;
+      else if (actual === cost) settled = Promise.resolve({ extra: 0, dropped: 0, applied: true });
+      else {
+        // An estimate the insurance limiter spent is settled there, where it was charged.
+        const store = insured ? (this.#insurance as MemoryStore) : this.store;
+        const list = insured ? this.#scale(this.policies) : this.policies;
+        settled = this.#adjust(key, actual - cost, "settle", store, list);
+      }
+      return settled;
+    };
+    return { decision, cost, settle, cancel: () => settle(0) };
+  }
+
+  /**
+   * block keeps `key` out for `ms` milliseconds (1 ms to 365 days) from the
+   * store's now, on every instance sharing the store: its requests are denied
+   * with `reason: "blocked"` and nothing is spent. A block in force that ends
+   * later is kept; `reset(key)` lifts it. Rejects when the store fails.
+   */
+  async block(key: string, ms: number): Promise<void> {
+    assertKey(key);
+    if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1 || ms > MAX_INTERVAL) {
+      throw new RangeError(
+        `floodgate: block(key, ms) takes whole milliseconds from 1 to ${MAX_INTERVAL}, got ${String(ms)}`,
+      );
+    }
+    const store = this.store;
+    if (store.block === undefined) throw noSupport("block", store);
+    this.#denials?.delete(key);
+    try {
+      const reply = await this.#within(store.block(key, this.policies, ms));
+      const until = reply[2 + 2 * this.policies.length] as number;
+      if (this.events.wants.block) this.events.emit("block", key, until, undefined);
+    } catch (error) {
+      this.#adjustFailed(error, "block", key);
+      throw error;
+    }
+  }
+
+  /**
+   * adjust charges `delta` after the fact to `store`, once: a failure is
+   * counted and emitted, and the promise still resolves (applied false).
+   */
+  #adjust(
+    key: string,
+    delta: number,
+    operation: "refund" | "settle",
+    store: Store,
+    list: readonly Policy[],
+  ): Promise<Settlement> {
+    if (store.adjust === undefined) return Promise.reject(noSupport(operation, store));
+    this.#denials?.delete(key);
+    const done = (reply: StoreReply): Settlement => {
+      const dropped = reply[1] as number;
+      const events = this.events;
+      if (operation === "refund") {
+        if (events.wants.refund) events.emit("refund", key, -delta);
+      } else if (events.wants.settle) events.emit("settle", key, delta, dropped);
+      return { extra: delta, dropped, applied: true };
+    };
+    const failed = (error: unknown): Settlement => {
+      this.#adjustFailed(error, operation, key);
+      return FAILED;
+    };
+    try {
+      const reply = store.adjust(key, list, delta);
+      if (!(reply instanceof Promise)) return Promise.resolve(done(reply));
+      return this.#within(reply).then(done, failed);
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
+  }
+
+  #adjustFailed(error: unknown, operation: AdjustOperation, key: string): void {
+    this.#stats.settleErrors++;
+    if (this.events.wants["settle-error"]) this.events.emit("settle-error", error, operation, key);
+  }
+
+  /** within rejects with StoreTimeoutError when a network store misses its deadline. */
+  async #within<T>(work: T | Promise<T>): Promise<T> {
+    if (!this.#remote || !(work instanceof Promise)) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreTimeoutError(this.#timeout)), this.#timeout);
+    });
+    try {
+      return await Promise.race([work, late]);
+    } finally {
+      clearTimeout(timer);
+      work.catch(() => {});
+    }
+  }
+
+  /** blockStarted tells listeners that a denial started a block (a policy's blockFor). */
+  #blockStarted(key: string, list: readonly Policy[], reply: StoreReply, cost: number): void {
+    let policy: Policy | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i] as Policy;
+      if (p.blockFor > 0 && (reply[2 + 2 * i] as number) < cost) {
+        if (policy === undefined || p.blockFor > policy.blockFor) policy = p;
+      }
+    }
+    this.events.emit("block", key, reply[2 + 2 * list.length] as number, policy?.name);
+  }
+
+  /** reset forgets `key`: its next request sees full buckets, and any block is lifted. */
   async reset(key: string): Promise<void> {
     assertKey(key);
     this.#denials?.delete(key);
@@ -513,9 +705,21 @@ export class RateLimiter {
     }
     if (this.#remote) return this.#remoteCheck(key, cost, spend, list);
     const reply = this.store.consume(key, list, cost, spend);
-    if (this.#sync) return this.#repeats.decide(key, list, reply as StoreReply, cost);
+    if (this.#sync) {
+      if ((reply as StoreReply)[1] === BLOCK_STARTED && this.events.wants.block) {
+        this.#blockStarted(key, list, reply as StoreReply, cost);
+      }
+      return this.#repeats.decide(key, list, reply as StoreReply, cost);
+    }
     if (reply instanceof Promise) {
-      return reply.then((r) => decide(list, r, cost, "store"));
+      return reply.then((r) => {
+        if (r[1] === BLOCK_STARTED && this.events.wants.block)
+          this.#blockStarted(key, list, r, cost);
+        return decide(list, r, cost, "store");
+      });
+    }
+    if (reply[1] === BLOCK_STARTED && this.events.wants.block) {
+      this.#blockStarted(key, list, reply, cost);
     }
     return this.#repeats.decide(key, list, reply, cost);
   }
@@ -612,6 +816,9 @@ export class RateLimiter {
     sentAt: number,
     reply: StoreReply,
   ): Decision {
+    if (reply[1] === BLOCK_STARTED && this.events.wants.block) {
+      this.#blockStarted(key, list, reply, cost);
+    }
     const decision = decide(list, reply, cost, "store");
     const denials = this.#denials;
     if (denials === undefined) return decision;
@@ -759,13 +966,30 @@ export class RateLimiter {
           capacity,
           refillRate,
           interval,
-          window: Math.ceil(capacity / refillRate) * interval,
+          window: windowOf(capacity, refillRate, interval),
+          maxDebt: Math.floor(p.maxDebt / n),
+          blockFor: p.blockFor,
         });
       });
       this.#scaled.set(list, scaled);
     }
     return scaled;
   }
+}
+
+/** NOTHING settles a reservation that spent nothing in the store. */
+const NOTHING: Promise<Settlement> = Promise.resolve(
+  Object.freeze({ extra: 0, dropped: 0, applied: false }),
+);
+const FAILED: Settlement = Object.freeze({ extra: 0, dropped: 0, applied: false });
+
+function noSupport(operation: AdjustOperation, store: Store): ConfigError {
+  return new ConfigError(
+    "store",
+    store,
+    `has no ${operation === "block" ? "block" : "adjust"} method, so ${operation} cannot work`,
+    "use MemoryStore or RedisStore, or implement Store.adjust and Store.block",
+  );
 }
 
 /** cachedDecision answers from a denial still in force; only the wait has moved on. */

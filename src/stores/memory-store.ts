@@ -1,8 +1,8 @@
 import type { Clock } from "../clock.js";
 import { turnNow } from "../clock.js";
 import type { BucketState } from "../core/bucket.js";
-import { refill, untilFull } from "../core/bucket.js";
-import { charge } from "../core/decision.js";
+import { adjust, refill, untilFull } from "../core/bucket.js";
+import { BLOCK_STARTED, BLOCKED, charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
 import type { Policy } from "../core/policy.js";
 import type { Store } from "./store.js";
@@ -36,7 +36,10 @@ export interface MemoryStoreStats {
 }
 
 const MIN_SLOTS = 64;
-const THROTTLED = 2 ** 52;
+/** A `blocked` time meaning no block: below every clock's now. */
+const NONE = Number.NEGATIVE_INFINITY;
+/** Added to an eviction score to evict throttled and blocked clients last: above any wait (at most 2^53). */
+const THROTTLED = 2 ** 60;
 /** Longest probe into a table's index; keys that would need more go to its overflow Map. */
 const MAX_PROBE = 32;
 /** Per-process hash seed, so clients cannot choose keys that collide. */
@@ -62,10 +65,12 @@ function hashOf(key: string): number {
  * touches one 4-byte cell where a Map<string, number> chases pointers through
  * its hash chain; the index stays small enough (6 MB at 1M clients) that the
  * cost per decision barely grows with the number of clients. A key's slot
- * never moves, buckets are `[tokens, refilledAt]` pairs, a free slot keeps
- * the next free slot in its tokens, and `hashes` keeps each slot's full hash
- * for deletion and growth: about 38 bytes a bucket besides the key string,
- * and nothing allocated when a tracked client is charged.
+ * never moves, buckets are `[tokens, refilledAt]` pairs (Float64: tokens
+ * may be negative, in debt, and up to 2^53, exactly), a free slot keeps
+ * the next free slot in its tokens, `blocked` holds the epoch ms a block on
+ * the slot ends (-Infinity: none, as clocks in tests may run below 0), and `hashes` keeps each slot's full hash for
+ * deletion and growth: about 46 bytes a bucket besides the key string, and
+ * nothing allocated when a tracked client is charged.
  * Probes stop after MAX_PROBE positions (the hash is seeded, but a key set
  * that still collides lands in `overflow`, a Map, instead of slowing every
  * lookup). `hash` is replaceable only so tests can force collisions.
@@ -82,6 +87,7 @@ export class Table {
   keys: (string | undefined)[] = new Array(MIN_SLOTS);
   hashes = new Int32Array(MIN_SLOTS);
   buckets = new Float64Array(MIN_SLOTS * 2);
+  blocked = new Float64Array(MIN_SLOTS);
   throttled = new Uint8Array(MIN_SLOTS);
   /** Head of the free-slot chain, -1 when empty. */
   free = -1;
@@ -142,6 +148,7 @@ export class Table {
     this.keys[slot] = key;
     this.hashes[slot] = h;
     this.throttled[slot] = 0;
+    this.blocked[slot] = NONE;
     this.size++;
     this.#link(key, h, slot);
     return slot;
@@ -194,6 +201,9 @@ export class Table {
     const buckets = new Float64Array(slots * 2);
     buckets.set(this.buckets.subarray(0, Math.min(this.buckets.length, buckets.length)));
     this.buckets = buckets;
+    const blocked = new Float64Array(slots);
+    blocked.set(this.blocked.subarray(0, Math.min(this.blocked.length, slots)));
+    this.blocked = blocked;
     const throttled = new Uint8Array(slots);
     throttled.set(this.throttled.subarray(0, Math.min(this.throttled.length, slots)));
     this.throttled = throttled;
@@ -297,25 +307,18 @@ export class MemoryStore implements Store {
     const n = tables.length;
     if (n === 1)
       return this.#consumeOne(key, h, tables[0] as Table, policies[0] as Policy, cost, spend, now);
+    const until = this.#load(key, h, tables, policies, now);
+    if (until > now) return this.#blockedReply(n, now, until, BLOCKED);
     const states = this.#states;
-    const slots = this.#slots;
-    for (let i = 0; i < n; i++) {
-      const p = policies[i] as Policy;
-      const table = tables[i] as Table;
-      if (table.policy !== p) table.policy = p;
-      const slot = table.find(key, h);
-      const s = states[i] as BucketState;
-      slots[i] = slot;
-      if (slot < 0) {
-        s.tokens = p.capacity;
-        s.refilledAt = now;
-      } else {
-        s.tokens = table.buckets[2 * slot] as number;
-        s.refilledAt = table.buckets[2 * slot + 1] as number;
-        refill(p, s, now);
+    const allowed = charge(states, n, cost, spend, now, this.#reply);
+    if (!allowed && spend) {
+      const blockUntil = blockEnd(policies, states, cost, now);
+      if (blockUntil > now) {
+        this.#store(key, h, tables, policies, now, blockUntil);
+        return this.#blockedReply(n, now, blockUntil, BLOCK_STARTED);
       }
     }
-    const allowed = charge(states, n, cost, spend, now, this.#reply);
+    const slots = this.#slots;
     for (let i = 0; i < n; i++) {
       const p = policies[i] as Policy;
       const s = states[i] as BucketState;
@@ -333,6 +336,130 @@ export class MemoryStore implements Store {
       else if (s.tokens < cost) table.throttled[slot] = 1;
     }
     return this.#reply;
+  }
+
+  /**
+   * adjust charges `delta` tokens to `key` under every policy after the fact
+   * (a settle: positive, debt allowed down to each policy's maxDebt; a
+   * refund: negative, never above capacity). Replies
+   * `[now, dropped, tokens_0, refilledAt_0, ...]`, `dropped` the most tokens
+   * any policy dropped beyond its maxDebt.
+   */
+  adjust(key: string, policies: readonly Policy[], delta: number): number[] {
+    const now = this.clock();
+    const h = hashOf(key);
+    const tables = this.#tablesOf(policies);
+    const n = tables.length;
+    this.#load(key, h, tables, policies, now);
+    let dropped = 0;
+    const reply = new Array<number>(2 + 2 * n);
+    reply[0] = now;
+    for (let i = 0; i < n; i++) {
+      const s = this.#states[i] as BucketState;
+      const d = adjust(policies[i] as Policy, s, delta, now);
+      if (d > dropped) dropped = d;
+      reply[2 + 2 * i] = s.tokens;
+      reply[3 + 2 * i] = s.refilledAt;
+    }
+    reply[1] = dropped;
+    this.#store(key, h, tables, policies, now, NONE);
+    return reply;
+  }
+
+  /**
+   * block keeps `key` out under every policy for `ms` from now (a block in
+   * force ends at the later of its end and this one's). Replies as a
+   * blocked consume does.
+   */
+  block(key: string, policies: readonly Policy[], ms: number): number[] {
+    const now = this.clock();
+    const h = hashOf(key);
+    const tables = this.#tablesOf(policies);
+    const until = Math.max(now + ms, this.#load(key, h, tables, policies, now));
+    this.#store(key, h, tables, policies, now, until);
+    return this.#blockedReply(tables.length, now, until, BLOCKED);
+  }
+
+  /**
+   * load reads and refills `key`'s bucket under each policy into #states
+   * (its slot into #slots, -1 when absent: full) and returns the latest end
+   * of a block on them (NONE when none was ever set).
+   */
+  #load(
+    key: string,
+    h: number,
+    tables: readonly Table[],
+    policies: readonly Policy[],
+    now: number,
+  ): number {
+    const states = this.#states;
+    const slots = this.#slots;
+    let until = NONE;
+    for (let i = 0; i < tables.length; i++) {
+      const p = policies[i] as Policy;
+      const table = tables[i] as Table;
+      if (table.policy !== p) table.policy = p;
+      const slot = table.find(key, h);
+      const s = states[i] as BucketState;
+      slots[i] = slot;
+      if (slot < 0) {
+        s.tokens = p.capacity;
+        s.refilledAt = now;
+      } else {
+        s.tokens = table.buckets[2 * slot] as number;
+        s.refilledAt = table.buckets[2 * slot + 1] as number;
+        refill(p, s, now);
+        const b = table.blocked[slot] as number;
+        if (b > until) until = b;
+      }
+    }
+    return until;
+  }
+
+  /**
+   * store writes #states back for `key` (slots from #load); with `until`
+   * above now every bucket is kept, full or not, blocked until then.
+   */
+  #store(
+    key: string,
+    h: number,
+    tables: readonly Table[],
+    policies: readonly Policy[],
+    now: number,
+    until: number,
+  ): void {
+    for (let i = 0; i < tables.length; i++) {
+      const p = policies[i] as Policy;
+      const s = this.#states[i] as BucketState;
+      const table = tables[i] as Table;
+      let slot = this.#slots[i] as number;
+      const keep = until > now || (slot >= 0 && (table.blocked[slot] as number) > now);
+      if (s.tokens >= p.capacity && !keep) {
+        if (slot >= 0) table.remove(slot);
+        continue;
+      }
+      if (slot < 0) slot = this.#insert(table, key, h, now);
+      table.buckets[2 * slot] = s.tokens;
+      table.buckets[2 * slot + 1] = s.refilledAt;
+      if (until > now) {
+        table.blocked[slot] = until;
+        table.throttled[slot] = 1;
+      }
+    }
+  }
+
+  /** blockedReply is a fresh reply (the hot one stays short) for a request a block denied. */
+  #blockedReply(n: number, now: number, until: number, kind: number): number[] {
+    const reply = new Array<number>(3 + 2 * n);
+    reply[0] = now;
+    reply[1] = kind;
+    for (let i = 0; i < n; i++) {
+      const s = this.#states[i] as BucketState;
+      reply[2 + 2 * i] = s.tokens;
+      reply[3 + 2 * i] = s.refilledAt;
+    }
+    reply[2 + 2 * n] = until;
+    return reply;
   }
 
   /** consumeOne is consume for a single policy (the common case): the same steps, no loops. */
@@ -355,9 +482,16 @@ export class MemoryStore implements Store {
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
       refill(p, s, now);
+      const until = table.blocked[slot] as number;
+      if (until > now) return this.#blockedReply(1, now, until, BLOCKED);
     }
     const allowed = s.tokens >= cost;
     if (allowed && spend) s.tokens -= cost;
+    else if (!allowed && spend && p.blockFor > 0) {
+      this.#slots[0] = slot;
+      this.#store(key, h, [table], [p], now, now + p.blockFor);
+      return this.#blockedReply(1, now, now + p.blockFor, BLOCK_STARTED);
+    }
     const reply = this.#reply;
     reply[0] = now;
     reply[1] = allowed ? 1 : 0;
@@ -445,7 +579,7 @@ export class MemoryStore implements Store {
       if (table.keys[slot] === undefined) continue;
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
-      if (untilFull(p, refilled(p, s, now), now) <= 0) {
+      if (untilFull(p, refilled(p, s, now), now) <= 0 && !((table.blocked[slot] as number) > now)) {
         table.remove(slot);
         freed++;
       }
@@ -463,7 +597,10 @@ export class MemoryStore implements Store {
     for (let slot = 0; slot < used; slot++) {
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
-      const wait = untilFull(p, refilled(p, s, now), now);
+      const wait = Math.max(
+        untilFull(p, refilled(p, s, now), now),
+        (table.blocked[slot] as number) - now,
+      );
       scores[slot] = table.throttled[slot] ? THROTTLED + wait : wait;
     }
     const cut = kth(scores.slice(0, used), count - 1);
@@ -477,6 +614,26 @@ export class MemoryStore implements Store {
       count--;
     }
   }
+}
+
+/**
+ * blockEnd is when a denial of `cost` starts a block ends: now plus the
+ * longest blockFor among the policies that denied it; NONE when none blocks.
+ */
+function blockEnd(
+  policies: readonly Policy[],
+  states: readonly BucketState[],
+  cost: number,
+  now: number,
+): number {
+  let until = NONE;
+  for (let i = 0; i < policies.length; i++) {
+    const p = policies[i] as Policy;
+    if (p.blockFor > 0 && (states[i] as BucketState).tokens < cost && now + p.blockFor > until) {
+      until = now + p.blockFor;
+    }
+  }
+  return until;
 }
 
 function refilled(p: Policy, s: BucketState, now: number): BucketState {

@@ -35,7 +35,7 @@ export interface RedisStoreOptions {
 interface Plan {
   /** `}:name` for each policy. */
   readonly suffixes: string[];
-  /** capacity, refillRate, interval of each policy, as strings. */
+  /** capacity, refillRate, interval, maxDebt, blockFor of each policy, as strings. */
   readonly tail: string[];
   readonly numkeys: string;
 }
@@ -168,6 +168,28 @@ export class RedisStore implements Store {
     cost: number,
     spend: boolean,
   ): Promise<StoreReply> {
+    return this.#run(
+      key,
+      policies,
+      cost === 1 ? (spend ? "1" : "-1") : String(spend ? cost : -cost),
+    );
+  }
+
+  /**
+   * adjust charges `delta` tokens after the fact (negative: gives them back)
+   * in one script call. Sent once: a failure is the caller's to report, and
+   * never retried here, since a reply lost after the script ran would charge twice.
+   */
+  adjust(key: string, policies: readonly Policy[], delta: number): Promise<StoreReply> {
+    return this.#run(key, policies, `a${delta}`);
+  }
+
+  /** block keeps `key` out for `ms` from now by Redis's clock, in one script call. */
+  block(key: string, policies: readonly Policy[], ms: number): Promise<StoreReply> {
+    return this.#run(key, policies, `b${ms}`);
+  }
+
+  #run(key: string, policies: readonly Policy[], op: string): Promise<StoreReply> {
     const conn = this.#conn;
     if (conn === undefined || this.#closed || !conn.ready()) {
       return Promise.reject(new StoreUnavailableError("the Redis client"));
@@ -177,11 +199,11 @@ export class RedisStore implements Store {
     const id = this.#head + keyId(key);
     const tail = plan.tail;
     const clock = this.clock;
-    const argv: string[] = new Array(3 + n * 4 + (clock === undefined ? 0 : 1));
+    const argv: string[] = new Array(3 + n + tail.length + (clock === undefined ? 0 : 1));
     argv[0] = SHA;
     argv[1] = plan.numkeys;
     for (let i = 0; i < n; i++) argv[2 + i] = id + (plan.suffixes[i] as string);
-    argv[2 + n] = cost === 1 ? (spend ? "1" : "-1") : String(spend ? cost : -cost);
+    argv[2 + n] = op;
     for (let i = 0; i < tail.length; i++) argv[3 + n + i] = tail[i] as string;
     if (clock !== undefined) argv[3 + n + tail.length] = String(clock());
     const sent = performance.now();
@@ -236,6 +258,8 @@ export class RedisStore implements Store {
           String(p.capacity),
           String(p.refillRate),
           String(p.interval),
+          String(p.maxDebt),
+          String(p.blockFor),
         ]),
         numkeys: String(policies.length),
       };
