@@ -192,7 +192,14 @@ interface Call {
 
 /** Denial is a store's denial of `cost` for one key, in force until `until` (the cache's clock). */
 interface Denial {
+  /** The cache answers until then: the denial's wait, or the end of the block that gave it. */
   readonly until: number;
+  /**
+   * Milliseconds the bucket still waits after `until`: a block cached only
+   * to its end (a request after it must reach the store, which may block
+   * again) may deny with a longer bucket wait. 0 for other denials.
+   */
+  readonly beyond: number;
   readonly cost: number;
   readonly list: readonly Policy[];
   readonly decision: Decision;
@@ -824,8 +831,14 @@ export class RateLimiter {
     if (denials === undefined) return decision;
     if (!decision.allowed) {
       if (denials.size >= MAX_CACHED) this.#trimDenials(denials);
+      let beyond = 0;
+      if (decision.reason === "blocked") {
+        const left = (reply[2 + 2 * list.length] as number) - decision.now;
+        if (decision.retryAfter > left) beyond = decision.retryAfter - left;
+      }
       denials.set(key, {
-        until: sentAt + decision.retryAfter,
+        until: sentAt + decision.retryAfter - beyond,
+        beyond,
         cost,
         list,
         decision,
@@ -994,7 +1007,7 @@ function noSupport(operation: AdjustOperation, store: Store): ConfigError {
 
 /** cachedDecision answers from a denial still in force; only the wait has moved on. */
 function cachedDecision(hit: Denial, now: number): Decision {
-  const retryAfter = Math.ceil(hit.until - now);
+  const retryAfter = Math.ceil(hit.until - now) + hit.beyond;
   // Within one millisecond the answer is the same: give the same frozen Decision (see RepeatMemo).
   if (hit.last !== undefined && hit.last.retryAfter === retryAfter) {
     // Frozen once it is handed out twice, as RepeatMemo does.
@@ -1015,7 +1028,8 @@ function cachedDecision(hit: Denial, now: number): Decision {
     resetAt: d.resetAt,
     retryAfter,
     policies: d.policies,
-    reason: "cached",
+    // A block replayed from the cache is still a block (Retry-After is its time left).
+    reason: d.reason === "blocked" ? "blocked" : "cached",
     // The store's clock has moved on by as much as the wait has shrunk.
     now: d.now + d.retryAfter - retryAfter,
   };

@@ -168,7 +168,8 @@ function decideOne(
 /**
  * decideBlocked answers a request a block denied: every policy waits for the
  * block's end, or for its own bucket when that is later; the reported
- * policy is the one with the longest wait (the first listed on a tie).
+ * policy is the one whose own bucket waits longest (the first listed on a
+ * tie), so a block started by a policy's blockFor reports that policy.
  */
 function decideBlocked(
   list: readonly Policy[],
@@ -180,11 +181,16 @@ function decideBlocked(
   const left = Math.min(MAX, Math.max(1, (reply[2 + 2 * n] as number) - now));
   const states: PolicyState[] = new Array(n);
   let pick = 0;
+  let longest = -1;
   for (let i = 0; i < n; i++) {
     const p = list[i] as Policy;
     scratch.tokens = reply[2 + 2 * i] as number;
     scratch.refilledAt = reply[3 + 2 * i] as number;
     const wait = retryAfter(p, scratch, cost, now);
+    if (wait > longest) {
+      longest = wait;
+      pick = i;
+    }
     states[i] = {
       name: p.name,
       limit: p.capacity,
@@ -193,7 +199,6 @@ function decideBlocked(
       retryAfter: wait > left ? wait : left,
       policy: p,
     };
-    if ((states[i] as PolicyState).retryAfter > (states[pick] as PolicyState).retryAfter) pick = i;
   }
   const top = states[pick] as PolicyState;
   return {

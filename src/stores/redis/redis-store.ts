@@ -273,5 +273,9 @@ function check(reply: unknown): StoreReply {
   if (!Array.isArray(reply) || reply.length < 4 || typeof reply[0] !== "number") {
     throw new StoreReplyError(reply);
   }
+  // Token counts near 2^53 come as text (see SCRIPT); Number() parses them exactly.
+  for (let i = 1; i < reply.length; i++) {
+    if (typeof reply[i] !== "number") reply[i] = Number(reply[i]);
+  }
   return reply as number[];
 }

@@ -40,7 +40,9 @@ import { createHash } from "node:crypto";
  * (`allowed` 1, 0, 2 = blocked, 3 = this denial started a block; for 2 and
  * 3 the block's end follows), `{now, dropped, ...pairs}` for adjust and
  * `{now, 2, ...pairs, blockedUntil}` for block: whole numbers, so Redis's
- * integer conversion truncates nothing.
+ * integer conversion truncates nothing; token counts within 1000 of 2^53
+ * go as decimal text instead, since some clients' reply parsers (node-redis)
+ * round integers that close to 2^53.
  *
  * One policy consuming, the common case, takes a path with no Lua tables,
  * and a spend that refilled nothing writes back the stored refilledAt text
@@ -110,6 +112,7 @@ if cost and n == 1 then
           redis.call("SET", key, state, "PX", string.format("%d", math.min(ttl, 1e13)))
         end
       end
+      if t > 9007199254740000 or t < -9007199254740000 then t = string.format("%d", t) end
       return {now, allowed, t, a}
     end
   end
@@ -226,8 +229,13 @@ else
     save(i, t, at[i], blk[i])
   end
 end
+local function exact(x)
+  if x > 9007199254740000 or x < -9007199254740000 then return string.format("%d", x) end
+  return x
+end
+out[2] = exact(out[2])
 for i = 1, n do
-  out[2 * i + 1] = tok[i]
+  out[2 * i + 1] = exact(tok[i])
   out[2 * i + 2] = at[i]
 end
 if ends then out[2 * n + 3] = ends end
