@@ -779,7 +779,7 @@ export class RateLimiter {
     }
     if (!(reply instanceof Promise)) {
       this.#succeeded();
-      return this.#stored(key, cost, list, sentAt, reply);
+      return this.#stored(key, cost, spend, list, sentAt, reply);
     }
     return new Promise<Decision>((resolve) => {
       const call: Call = {
@@ -803,7 +803,7 @@ export class RateLimiter {
           }
           call.done = true;
           this.#succeeded();
-          resolve(this.#stored(key, cost, list, sentAt, r));
+          resolve(this.#stored(key, cost, spend, list, sentAt, r));
         },
         (error: unknown) => {
           if (call.done) return;
@@ -819,6 +819,7 @@ export class RateLimiter {
   #stored(
     key: string,
     cost: number,
+    spend: boolean,
     list: readonly Policy[],
     sentAt: number,
     reply: StoreReply,
@@ -830,6 +831,8 @@ export class RateLimiter {
     const denials = this.#denials;
     if (denials === undefined) return decision;
     if (!decision.allowed) {
+      // A consume that a peek's denial would answer must reach the store, where it starts a block.
+      if (!spend && list.some((p) => p.blockFor > 0)) return decision;
       if (denials.size >= MAX_CACHED) this.#trimDenials(denials);
       let beyond = 0;
       if (decision.reason === "blocked") {

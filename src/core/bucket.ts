@@ -77,7 +77,8 @@ export function adjust(p: Policy, state: BucketState, delta: number, now: number
     }
     // A bucket already deeper than maxDebt (the policy was changed) is left as it is.
     if (room <= 0) return delta;
-    state.tokens = -p.maxDebt;
+    // 0 - maxDebt, not -maxDebt: no -0 when maxDebt is 0.
+    state.tokens = 0 - p.maxDebt;
     return delta - room;
   }
   if (-delta >= p.capacity - state.tokens) {

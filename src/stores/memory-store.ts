@@ -411,6 +411,7 @@ export class MemoryStore implements Store {
         refill(p, s, now);
         const b = table.blocked[slot] as number;
         if (b > until) until = b;
+        if (b <= now && b !== NONE) table.blocked[slot] = NONE;
       }
     }
     return until;
@@ -484,6 +485,8 @@ export class MemoryStore implements Store {
       refill(p, s, now);
       const until = table.blocked[slot] as number;
       if (until > now) return this.#blockedReply(1, now, until, BLOCKED);
+      // A block that has ended is forgotten once touched (as Redis rewrites the bucket without it).
+      if (until !== NONE) table.blocked[slot] = NONE;
     }
     const allowed = s.tokens >= cost;
     if (allowed && spend) s.tokens -= cost;

@@ -27,7 +27,8 @@ import { createHash } from "node:crypto";
  *           matches the injected one.
  *
  * A bucket is stored as the string "tokens refilledAt", or "tokens
- * refilledAt blockedUntil" while it is (or lately was) blocked, with `PX` =
+ * refilledAt blockedUntil" while it is (or lately was) blocked (a block
+ * that has ended is dropped the next time the bucket is read), with `PX` =
  * the ms until it is full again or its block ends, whichever is later
  * (capped at 1e13 ms, about 300 years); a full bucket with no block is
  * deleted (it equals a missing one). Denials and peeks that refilled
@@ -129,6 +130,10 @@ local function load(i)
     if e then
       a = tonumber(string.sub(v, s + 1, e - 1))
       b = tonumber(string.sub(v, e + 1))
+      if b <= now then
+        b = none
+        d = true
+      end
     else
       a = tonumber(string.sub(v, s + 1))
     end
