@@ -132,7 +132,8 @@ export function policy(input: PolicyInput, path = "policy"): Policy {
       "give the refill period in milliseconds, e.g. interval: 1000",
     );
   }
-  const maxDebt = input.maxDebt ?? capacity;
+  // Only a missing maxDebt takes the default: null is a caller's bug, not "no value".
+  const maxDebt = input.maxDebt === undefined ? capacity : input.maxDebt;
   if (
     typeof maxDebt !== "number" ||
     !Number.isInteger(maxDebt) ||

@@ -67,10 +67,12 @@ function hashOf(key: string): number {
  * cost per decision barely grows with the number of clients. A key's slot
  * never moves, buckets are `[tokens, refilledAt]` pairs (Float64: tokens
  * may be negative, in debt, and up to 2^53, exactly), a free slot keeps
- * the next free slot in its tokens, `blocked` holds the epoch ms a block on
- * the slot ends (-Infinity: none, as clocks in tests may run below 0), and `hashes` keeps each slot's full hash for
- * deletion and growth: about 46 bytes a bucket besides the key string, and
- * nothing allocated when a tracked client is charged.
+ * the next free slot in its tokens, and `hashes` keeps each slot's full
+ * hash for deletion and growth: about 38 bytes a bucket besides the key
+ * string, and nothing allocated when a tracked client is charged. Blocks
+ * are rare, so they live in a Map from slot to the epoch ms the block ends,
+ * absent while no key of the table is blocked: the common path checks one
+ * field, and a million clients pay nothing for them.
  * Probes stop after MAX_PROBE positions (the hash is seeded, but a key set
  * that still collides lands in `overflow`, a Map, instead of slowing every
  * lookup). `hash` is replaceable only so tests can force collisions.
@@ -87,8 +89,9 @@ export class Table {
   keys: (string | undefined)[] = new Array(MIN_SLOTS);
   hashes = new Int32Array(MIN_SLOTS);
   buckets = new Float64Array(MIN_SLOTS * 2);
-  blocked = new Float64Array(MIN_SLOTS);
   throttled = new Uint8Array(MIN_SLOTS);
+  /** Slot -> epoch ms its block ends; undefined while none is held. */
+  blocks: Map<number, number> | undefined;
   /** Head of the free-slot chain, -1 when empty. */
   free = -1;
   /** Slots handed out so far: slots from `used` on were never taken. */
@@ -148,7 +151,6 @@ export class Table {
     this.keys[slot] = key;
     this.hashes[slot] = h;
     this.throttled[slot] = 0;
-    this.blocked[slot] = NONE;
     this.size++;
     this.#link(key, h, slot);
     return slot;
@@ -168,7 +170,22 @@ export class Table {
     this.overflow.set(key, slot);
   }
 
+  /** blockedUntil is when `slot`'s block ends, NONE when it has none. */
+  blockedUntil(slot: number): number {
+    return this.blocks?.get(slot) ?? NONE;
+  }
+
+  block(slot: number, until: number): void {
+    this.blocks ??= new Map();
+    this.blocks.set(slot, until);
+  }
+
+  unblock(slot: number): void {
+    if (this.blocks?.delete(slot) && this.blocks.size === 0) this.blocks = undefined;
+  }
+
   remove(slot: number): void {
+    if (this.blocks !== undefined) this.unblock(slot);
     const key = this.keys[slot] as string;
     if (slot === this.#hotSlot) this.#hotKey = undefined;
     this.keys[slot] = undefined;
@@ -201,9 +218,6 @@ export class Table {
     const buckets = new Float64Array(slots * 2);
     buckets.set(this.buckets.subarray(0, Math.min(this.buckets.length, buckets.length)));
     this.buckets = buckets;
-    const blocked = new Float64Array(slots);
-    blocked.set(this.blocked.subarray(0, Math.min(this.blocked.length, slots)));
-    this.blocked = blocked;
     const throttled = new Uint8Array(slots);
     throttled.set(this.throttled.subarray(0, Math.min(this.throttled.length, slots)));
     this.throttled = throttled;
@@ -409,9 +423,11 @@ export class MemoryStore implements Store {
         s.tokens = table.buckets[2 * slot] as number;
         s.refilledAt = table.buckets[2 * slot + 1] as number;
         refill(p, s, now);
-        const b = table.blocked[slot] as number;
-        if (b > until) until = b;
-        if (b <= now && b !== NONE) table.blocked[slot] = NONE;
+        if (table.blocks !== undefined) {
+          const b = table.blockedUntil(slot);
+          if (b > until) until = b;
+          if (b <= now) table.unblock(slot);
+        }
       }
     }
     return until;
@@ -434,7 +450,7 @@ export class MemoryStore implements Store {
       const s = this.#states[i] as BucketState;
       const table = tables[i] as Table;
       let slot = this.#slots[i] as number;
-      const keep = until > now || (slot >= 0 && (table.blocked[slot] as number) > now);
+      const keep = until > now || (slot >= 0 && table.blockedUntil(slot) > now);
       if (s.tokens >= p.capacity && !keep) {
         if (slot >= 0) table.remove(slot);
         continue;
@@ -443,7 +459,7 @@ export class MemoryStore implements Store {
       table.buckets[2 * slot] = s.tokens;
       table.buckets[2 * slot + 1] = s.refilledAt;
       if (until > now) {
-        table.blocked[slot] = until;
+        table.block(slot, until);
         table.throttled[slot] = 1;
       }
     }
@@ -483,18 +499,14 @@ export class MemoryStore implements Store {
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
       refill(p, s, now);
-      const until = table.blocked[slot] as number;
-      if (until > now) return this.#blockedReply(1, now, until, BLOCKED);
-      // A block that has ended is forgotten once touched (as Redis rewrites the bucket without it).
-      if (until !== NONE) table.blocked[slot] = NONE;
+      if (table.blocks !== undefined && this.#blockedOne(table, slot, now)) {
+        return this.#blockedReply(1, now, table.blockedUntil(slot), BLOCKED);
+      }
     }
     const allowed = s.tokens >= cost;
-    if (allowed && spend) s.tokens -= cost;
-    else if (!allowed && spend && p.blockFor > 0) {
-      this.#slots[0] = slot;
-      this.#store(key, h, [table], [p], now, now + p.blockFor);
-      return this.#blockedReply(1, now, now + p.blockFor, BLOCK_STARTED);
-    }
+    if (allowed) {
+      if (spend) s.tokens -= cost;
+    } else if (spend && p.blockFor > 0) return this.#startBlockOne(key, h, table, p, slot, now);
     const reply = this.#reply;
     reply[0] = now;
     reply[1] = allowed ? 1 : 0;
@@ -510,6 +522,31 @@ export class MemoryStore implements Store {
     buckets[2 * slot + 1] = s.refilledAt;
     table.throttled[slot] = allowed ? 0 : 1;
     return reply;
+  }
+
+  /**
+   * blockedOne tells whether `slot` has a block in force; one that has
+   * ended is forgotten here, once touched (as Redis rewrites the bucket
+   * without it). Kept out of #consumeOne so the hot path stays small.
+   */
+  #blockedOne(table: Table, slot: number, now: number): boolean {
+    if (table.blockedUntil(slot) > now) return true;
+    table.unblock(slot);
+    return false;
+  }
+
+  /** startBlockOne blocks `key` after a denial by policy `p` (its blockFor). */
+  #startBlockOne(
+    key: string,
+    h: number,
+    table: Table,
+    p: Policy,
+    slot: number,
+    now: number,
+  ): number[] {
+    this.#slots[0] = slot;
+    this.#store(key, h, [table], [p], now, now + p.blockFor);
+    return this.#blockedReply(1, now, now + p.blockFor, BLOCK_STARTED);
   }
 
   reset(key: string, policies: readonly Policy[]): void {
@@ -582,7 +619,7 @@ export class MemoryStore implements Store {
       if (table.keys[slot] === undefined) continue;
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
-      if (untilFull(p, refilled(p, s, now), now) <= 0 && !((table.blocked[slot] as number) > now)) {
+      if (untilFull(p, refilled(p, s, now), now) <= 0 && !(table.blockedUntil(slot) > now)) {
         table.remove(slot);
         freed++;
       }
@@ -600,10 +637,7 @@ export class MemoryStore implements Store {
     for (let slot = 0; slot < used; slot++) {
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
-      const wait = Math.max(
-        untilFull(p, refilled(p, s, now), now),
-        (table.blocked[slot] as number) - now,
-      );
+      const wait = Math.max(untilFull(p, refilled(p, s, now), now), table.blockedUntil(slot) - now);
       scores[slot] = table.throttled[slot] ? THROTTLED + wait : wait;
     }
     const cut = kth(scores.slice(0, used), count - 1);
