@@ -101,7 +101,7 @@ export function decide(
     const state: PolicyState = {
       name: p.name,
       limit: p.capacity,
-      remaining: scratch.tokens < 0 ? 0 : scratch.tokens,
+      remaining: Math.max(scratch.tokens, 0),
       resetAt: scratch.refilledAt + p.interval,
       retryAfter: allowed ? 0 : retryAfter(p, scratch, cost, now),
       policy: p,
@@ -194,9 +194,9 @@ function decideBlocked(
     states[i] = {
       name: p.name,
       limit: p.capacity,
-      remaining: scratch.tokens < 0 ? 0 : scratch.tokens,
+      remaining: Math.max(scratch.tokens, 0),
       resetAt: scratch.refilledAt + p.interval,
-      retryAfter: wait > left ? wait : left,
+      retryAfter: Math.max(wait, left),
       policy: p,
     };
   }

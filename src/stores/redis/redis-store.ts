@@ -35,8 +35,13 @@ export interface RedisStoreOptions {
 interface Plan {
   /** `}:name` for each policy. */
   readonly suffixes: string[];
-  /** capacity, refillRate, interval, maxDebt, blockFor of each policy, as strings. */
+  /**
+   * A consume's policy arguments: capacity, refillRate, interval of each
+   * policy, plus maxDebt and blockFor when some policy has blockFor.
+   */
   readonly tail: string[];
+  /** capacity, refillRate, interval, maxDebt, blockFor of each policy (adjust, block). */
+  readonly full: string[];
   readonly numkeys: string;
 }
 
@@ -172,6 +177,7 @@ export class RedisStore implements Store {
       key,
       policies,
       cost === 1 ? (spend ? "1" : "-1") : String(spend ? cost : -cost),
+      false,
     );
   }
 
@@ -181,15 +187,15 @@ export class RedisStore implements Store {
    * never retried here, since a reply lost after the script ran would charge twice.
    */
   adjust(key: string, policies: readonly Policy[], delta: number): Promise<StoreReply> {
-    return this.#run(key, policies, `a${delta}`);
+    return this.#run(key, policies, `a${delta}`, true);
   }
 
   /** block keeps `key` out for `ms` from now by Redis's clock, in one script call. */
   block(key: string, policies: readonly Policy[], ms: number): Promise<StoreReply> {
-    return this.#run(key, policies, `b${ms}`);
+    return this.#run(key, policies, `b${ms}`, true);
   }
 
-  #run(key: string, policies: readonly Policy[], op: string): Promise<StoreReply> {
+  #run(key: string, policies: readonly Policy[], op: string, full: boolean): Promise<StoreReply> {
     const conn = this.#conn;
     if (conn === undefined || this.#closed || !conn.ready()) {
       return Promise.reject(new StoreUnavailableError("the Redis client"));
@@ -197,7 +203,7 @@ export class RedisStore implements Store {
     const plan = this.#plan(policies);
     const n = policies.length;
     const id = this.#head + keyId(key);
-    const tail = plan.tail;
+    const tail = full ? plan.full : plan.tail;
     const clock = this.clock;
     const argv: string[] = new Array(3 + n + tail.length + (clock === undefined ? 0 : 1));
     argv[0] = SHA;
@@ -252,15 +258,22 @@ export class RedisStore implements Store {
   #plan(policies: readonly Policy[]): Plan {
     let plan = this.#plans.get(policies);
     if (plan === undefined) {
+      const short = policies.flatMap((p) => [
+        String(p.capacity),
+        String(p.refillRate),
+        String(p.interval),
+      ]);
+      const full = policies.flatMap((p) => [
+        String(p.capacity),
+        String(p.refillRate),
+        String(p.interval),
+        String(p.maxDebt),
+        String(p.blockFor),
+      ]);
       plan = {
         suffixes: policies.map((p) => `}:${keyName(p.name)}`),
-        tail: policies.flatMap((p) => [
-          String(p.capacity),
-          String(p.refillRate),
-          String(p.interval),
-          String(p.maxDebt),
-          String(p.blockFor),
-        ]),
+        tail: policies.some((p) => p.blockFor > 0) ? full : short,
+        full,
         numkeys: String(policies.length),
       };
       this.#plans.set(policies, plan);

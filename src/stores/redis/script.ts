@@ -18,10 +18,13 @@ import { createHash } from "node:crypto";
  *             them back (up to capacity).
  *           - `b<ms>`: block the key for `ms` from now (never shortening a
  *             block in force).
- * ARGV[5i-3] .. ARGV[5i+1]
+ * ARGV[wi-w+2] .. ARGV[wi+1]
  *           policy i's capacity, refillRate, interval (ms), maxDebt and
- *           blockFor (ms, 0 for none), integers.
- * ARGV[5n+2] absent in production: the clock is Redis `TIME` (one clock for
+ *           blockFor (ms, 0 for none), integers: w = 5 fields each, or w = 3
+ *           (the first three) for a consume when no policy has blockFor, so
+ *           the common call carries no more than it did before debt and
+ *           blocks. The count of ARGV tells which (3n+1 or 3n+2: w = 3).
+ * ARGV[wn+2] absent in production: the clock is Redis `TIME` (one clock for
  *           every instance, no skew). Tests only: epoch ms to inject a clock;
  *           keys then get a minute of extra TTL, since real time no longer
  *           matches the injected one.
@@ -54,8 +57,11 @@ import { createHash } from "node:crypto";
  */
 export const SCRIPT = `local n = #KEYS
 local cost = tonumber(ARGV[1])
+local w = 5
+local na = #ARGV
+if na == 3 * n + 1 or na == 3 * n + 2 then w = 3 end
 local now, extra
-local clock = ARGV[5 * n + 2]
+local clock = ARGV[w * n + 2]
 if clock then
   now = tonumber(clock)
   extra = 60000
@@ -103,7 +109,7 @@ if cost and n == 1 then
         dirty = true
       end
     end
-    if allowed == 1 or not spend or ARGV[6] == "0" then
+    if allowed == 1 or not spend or w == 3 or ARGV[6] == "0" then
       if dirty then
         if t >= cap then
           redis.call("DEL", key)
@@ -120,7 +126,7 @@ if cost and n == 1 then
 end
 local none = -math.huge
 local function load(i)
-  local cap, int = tonumber(ARGV[5 * i - 3]), tonumber(ARGV[5 * i - 1])
+  local cap, int = tonumber(ARGV[w * i - w + 2]), tonumber(ARGV[w * i - w + 4])
   local t, a, b, d = cap, now, none, false
   local v = redis.call("GET", KEYS[i])
   if v then
@@ -139,7 +145,7 @@ local function load(i)
     end
     if now - a >= int then
       local k = math.floor((now - a) / int)
-      t = t + k * tonumber(ARGV[5 * i - 2])
+      t = t + k * tonumber(ARGV[w * i - w + 3])
       a = a + k * int
       d = true
     end
@@ -151,7 +157,7 @@ local function load(i)
   return t, a, b, d
 end
 local function save(i, t, a, b)
-  local cap, rate, int = tonumber(ARGV[5 * i - 3]), tonumber(ARGV[5 * i - 2]), tonumber(ARGV[5 * i - 1])
+  local cap, rate, int = tonumber(ARGV[w * i - w + 2]), tonumber(ARGV[w * i - w + 3]), tonumber(ARGV[w * i - w + 4])
   local ttl = a - now + math.ceil((cap - t) / rate) * int
   local state
   if b > now then
@@ -186,7 +192,7 @@ if cost then
       if spend and allowed == 1 then
         tok[i] = tok[i] - cost
         dirty[i] = true
-      elseif spend and allowed == 0 and tok[i] < cost then
+      elseif spend and allowed == 0 and tok[i] < cost and w == 5 then
         local bf = tonumber(ARGV[5 * i + 1])
         if bf > 0 and (not ends or now + bf > ends) then ends = now + bf end
       end
