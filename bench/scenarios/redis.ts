@@ -353,6 +353,7 @@ function report(data: RunData) {
           med(r, id, STATS_CASE, "scriptCallsPerDecision"),
       ),
       ratio(usRatio(id)),
+      micros(med(r, id, STATS_CASE, "redisCpuUs")),
     ];
   });
   const rej = pairedRatio(
@@ -393,6 +394,8 @@ function report(data: RunData) {
     "decisions in flight, every decision admitted so each reaches Redis): `usec` ÷ `calls` of the",
     "script commands, the time each call took inside Redis with the commands the script runs.",
     "Medians over rounds; the ratio is the median of per-round ratios to rate-limit-redis + ioredis.",
+    "The last column is redis-server's own CPU time (INFO cpu) per decision over the same part: it",
+    "includes any command that is not a script, and Redis's network work.",
     "",
     table(
       [
@@ -402,6 +405,7 @@ function report(data: RunData) {
         "script calls per decision",
         "script µs per decision",
         "÷ rate-limit-redis",
+        "Redis CPU / decision (INFO cpu)",
       ],
       statsRows,
     ),
