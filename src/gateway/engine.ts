@@ -302,21 +302,27 @@ export class Engine {
     return set;
   }
 
-  /**
-   * bucket is, for a network store, the policy of one bucket of a rule: the
-   * rule's numbers under a name made of the rule and the descriptor's values,
-   * so all buckets of a domain live under the domain's key (one Cluster
-   * slot, as an atomic multi-key script needs) and no two share a name.
-   */
+  /** bucket is bucketPolicy, cached. */
   #bucket(rule: Policy, bucket: string): Policy {
     const id = `${rule.name}\u0000${bucket}`;
     let p = this.#buckets.get(id);
     if (p === undefined) {
       if (this.#buckets.size >= MAX_CACHED) this.#buckets.clear();
-      const name = `b${createHash("sha256").update(id).digest("base64url").slice(0, 22)}`;
-      p = Object.freeze({ ...rule, name });
+      p = bucketPolicy(rule, bucket);
       this.#buckets.set(id, p);
     }
     return p;
   }
+}
+
+/**
+ * bucketPolicy is, for a network store, the policy of one bucket of a rule:
+ * the rule's numbers under a name made of the rule and the descriptor's
+ * values, so all buckets of a domain live under the domain's key (one Cluster
+ * slot, as an atomic multi-key script needs) and no two share a name. 22
+ * base64url characters of SHA-256 (132 bits): no client can aim at a collision.
+ */
+export function bucketPolicy(rule: Policy, bucket: string): Policy {
+  const digest = createHash("sha256").update(`${rule.name}\u0000${bucket}`).digest("base64url");
+  return Object.freeze({ ...rule, name: `b${digest.slice(0, 22)}` });
 }
