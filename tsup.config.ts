@@ -20,4 +20,6 @@ export default defineConfig({
   target: "node20",
   splitting: true,
   treeshake: true,
+  // Optional dependencies of `floodgate serve`, imported only by it, never bundled.
+  external: ["yaml", "@grpc/grpc-js", "@grpc/proto-loader"],
 });
