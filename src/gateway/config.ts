@@ -187,10 +187,12 @@ class Parser {
   }
 
   string(node: Node | undefined, key: string, fix: string): string {
-    if (!isScalar(node) || (typeof node.value !== "string" && typeof node.value !== "number")) {
+    if (!isScalar(node) || node.value === null || typeof node.value === "object") {
       this.fail(node, key, "must be a string", fix);
     }
-    const text = String(node.value);
+    // As written: `value: 1.0` is the text "1.0" (as in envoyproxy/ratelimit), not the number 1.
+    const text =
+      node.type === "PLAIN" && typeof node.source === "string" ? node.source : String(node.value);
     if (text === "") this.fail(node, key, "must not be empty", fix);
     return text;
   }

@@ -110,6 +110,16 @@ describe("floodgate's additions", () => {
     expect(p).toMatchObject({ capacity: 20, refillRate: 10, interval: 1000 });
   });
 
+  it("values are read as written: 1.0, true and 0x10 are text, as envoyproxy/ratelimit reads them", () => {
+    const c = parseConfigFile(
+      "f.yaml",
+      "domain: a\ndescriptors:\n  - key: v\n    value: 1.0\n    rate_limit: { unit: second, requests_per_unit: 1 }\n  - key: w\n    value: true\n    rate_limit: { unit: second, requests_per_unit: 2 }\n",
+    );
+    expect(match(c, d("v", "1.0"))?.rule.requestsPerUnit).toBe(1);
+    expect(match(c, d("v", "1"))).toBeUndefined();
+    expect(match(c, d("w", "true"))?.rule.requestsPerUnit).toBe(2);
+  });
+
   it("week, month (30 days) and year (365 days)", () => {
     for (const [unit, ms] of [
       ["week", 604_800_000],
