@@ -139,6 +139,8 @@ const RATE_LIMIT_KEYS = new Set([
 const HTTP_CHECK_KEYS = new Set(["actions", "trust_proxy", "deny_status"]);
 const LABEL = /[^A-Za-z0-9_-]+/g;
 const MAX_COUNT = 1e9;
+/** Deepest descriptor nesting: a request carries at most 16 entries (see protocol.ts). */
+const MAX_DEPTH = 16;
 
 /** Parser walks one file's YAML with the line of every node at hand. */
 class Parser {
@@ -266,6 +268,14 @@ function level(
   }
   if (!isSeq(node)) {
     p.fail(node, path, "must be a list", `write ${path}: followed by "- key: ..." entries`);
+  }
+  if (trail.length >= MAX_DEPTH) {
+    p.fail(
+      node,
+      path,
+      `nests deeper than ${MAX_DEPTH} levels`,
+      "no request carries that many entries: flatten the descriptors",
+    );
   }
   node.items.forEach((item, i) => {
     const here = `${path}[${i}]`;

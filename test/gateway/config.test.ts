@@ -233,6 +233,13 @@ describe("errors name the file, the line, the key and the fix", () => {
       "http_check.trust_proxy",
       /hop count/,
     ],
+    [
+      "nesting deeper than 16 levels",
+      `domain: a\n${Array.from({ length: 17 }, (_, i) => `${"  ".repeat(2 * i)}descriptors:\n${"  ".repeat(2 * i)}  - key: k${i}`).join("\n")}\n`,
+      35,
+      "descriptors[0]",
+      /flatten/,
+    ],
   ])("%s", (_name, text, line, key, fix) => {
     const e = error(text);
     expect(e.line).toBe(line);

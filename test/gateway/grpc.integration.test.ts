@@ -16,6 +16,8 @@ descriptors:
     rate_limit: { unit: minute, requests_per_unit: 3 }
   - key: ldap
     rate_limit: { unlimited: true }
+  - key: user
+    rate_limit: { unit: hour, requests_per_unit: 20 }
 `;
 
 interface Reply {
@@ -115,7 +117,7 @@ describeWith(
         "edge",
         "1",
         "2",
-        "remote_address=10.0.0.2",
+        "user=u1",
         "generic_key=global",
       );
       expect(a?.overall).toBe("OK");
@@ -125,14 +127,33 @@ describeWith(
         "edge",
         "1",
         "2",
-        "remote_address=10.0.0.2",
+        "user=u1",
         "generic_key=global",
       );
       expect(b?.overall).toBe("OVER_LIMIT");
       expect(b?.statuses.map((s) => s.code)).toEqual(["OK", "OVER_LIMIT"]);
       // The refused request charged neither bucket.
-      const [c] = await py("call", "edge", "1", "1", "remote_address=10.0.0.2");
+      const [c] = await py("call", "edge", "1", "1", "user=u1");
       expect(c?.statuses[0]?.limit_remaining).toBe(17);
+    });
+
+    it("a request over the bounds is refused with INVALID_ARGUMENT, and the service goes on", async () => {
+      const many = Array.from({ length: 65 }, (_, i) => `remote_address=10.9.0.${i}`);
+      const [r] = (await py("call", "edge", "1", "0", ...many)) as unknown as {
+        error: string;
+        details: string;
+      }[];
+      expect(r).toEqual({
+        error: "INVALID_ARGUMENT",
+        details: "a request may hold at most 64 descriptors",
+      });
+      const [e] = (await py("call", "edge", "1", "0", "=x")) as unknown as {
+        error: string;
+        details: string;
+      }[];
+      expect(e?.error).toBe("INVALID_ARGUMENT");
+      const [ok] = await py("call", "edge", "1", "0", "remote_address=10.9.1.1");
+      expect(ok?.overall).toBe("OK");
     });
 
     it("unlimited: OK with limit_remaining MaxUint32; unknown domain: OK", async () => {

@@ -44,7 +44,11 @@ def main():
         domain=domain, hits_addend=hits, descriptors=[descriptor(t) for t in sys.argv[6:]]
     )
     for _ in range(n):
-        reply = call(request, timeout=5)
+        try:
+            reply = call(request, timeout=5)
+        except grpc.RpcError as error:
+            print(json.dumps({"error": error.code().name, "details": error.details()}), flush=True)
+            continue
         print(
             json.dumps(
                 {
