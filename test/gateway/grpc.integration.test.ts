@@ -112,24 +112,10 @@ describeWith(
     });
 
     it("hits_addend is the cost, and all descriptors are one decision", async () => {
-      const [a] = await py(
-        "call",
-        "edge",
-        "1",
-        "2",
-        "user=u1",
-        "generic_key=global",
-      );
+      const [a] = await py("call", "edge", "1", "2", "user=u1", "generic_key=global");
       expect(a?.overall).toBe("OK");
       expect(a?.statuses.map((s) => s.limit_remaining)).toEqual([18, 1]);
-      const [b] = await py(
-        "call",
-        "edge",
-        "1",
-        "2",
-        "user=u1",
-        "generic_key=global",
-      );
+      const [b] = await py("call", "edge", "1", "2", "user=u1", "generic_key=global");
       expect(b?.overall).toBe("OVER_LIMIT");
       expect(b?.statuses.map((s) => s.code)).toEqual(["OK", "OVER_LIMIT"]);
       // The refused request charged neither bucket.

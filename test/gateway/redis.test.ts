@@ -8,7 +8,13 @@ import type { Entry } from "../../src/gateway/match.js";
 import { GatewayMetrics } from "../../src/gateway/metrics.js";
 import { RateLimiter } from "../../src/limiter.js";
 import { RedisStore } from "../../src/stores/redis/redis-store.js";
-import { describeRedis, type RedisServer, startRedis } from "../helpers/redis-server.js";
+import {
+  describeRedis,
+  type RedisServer,
+  startCluster,
+  startRedis,
+} from "../helpers/redis-server.js";
+import { startGateway } from "./helpers.js";
 
 const CONFIG = `domain: edge
 descriptors:
@@ -17,9 +23,12 @@ descriptors:
   - key: generic_key
     value: global
     rate_limit: { unit: minute, requests_per_unit: 3 }
+  - key: user
+    rate_limit: { unit: hour, requests_per_unit: 20 }
 `;
 const ip = (v: string): Entry[] => [{ key: "remote_address", value: v }];
 const global: Entry[] = [{ key: "generic_key", value: "global" }];
+const user = (v: string): Entry[] => [{ key: "user", value: v }];
 
 describeRedis("gateway on Redis", () => {
   let redis: RedisServer;
@@ -64,5 +73,36 @@ describeRedis("gateway on Redis", () => {
     const keys = (await redis.cli("--scan", "--pattern", "*")).trim().split("\n");
     expect(keys.length).toBeGreaterThan(3);
     for (const k of keys) expect(k).toMatch(/^floodgate:\{edge\}:b[A-Za-z0-9_-]{22}$/);
+  });
+
+  it("serve on a 3-node Redis Cluster (redis-cluster://): a domain's buckets in one slot, decided atomically", async () => {
+    const cluster = await startCluster();
+    const seeds = cluster.nodes.map((n) => `${n.host}:${n.port}`).join(",");
+    const gw = await startGateway(CONFIG, `redis-cluster://${seeds}`);
+    try {
+      const call = async (entries: { key: string; value: string }[][], cost: number) => {
+        const r = await fetch(`${gw.http}/json`, {
+          method: "POST",
+          body: JSON.stringify({
+            domain: "edge",
+            descriptors: entries.map((e) => ({ entries: e })),
+            hits_addend: cost,
+          }),
+        });
+        return (await r.json()) as {
+          overallCode: string;
+          statuses: { code: string; limitRemaining?: number }[];
+        };
+      };
+      expect(
+        (await call([user("z"), global], 3)).statuses.map((s) => s.limitRemaining ?? 0),
+      ).toEqual([17, 0]);
+      const refused = await call([user("z"), global], 1);
+      expect(refused.overallCode).toBe("OVER_LIMIT");
+      expect((await call([user("z")], 1)).statuses[0]?.limitRemaining).toBe(16);
+    } finally {
+      await gw.stop();
+      await cluster.stop();
+    }
   });
 });
