@@ -335,7 +335,8 @@ function report(data: RunData) {
       `One denied client at 16 in flight through GET /check on Redis: ${r.denied.decisions} decisions, ${r.denied.redisCalls} Redis script calls (cached denials answer the rest in the process).`,
     );
     targets.push({
-      target: "gateway on Redis: one denied client, alone in its domain, costs Redis (almost) nothing",
+      target:
+        "gateway on Redis: one denied client, alone in its domain, costs Redis (almost) nothing",
       measured: `${r.denied.redisCalls} Redis calls for ${r.denied.decisions} denials`,
       // The first wave (16 calls sent before the first denial came back) reaches Redis; nothing after it.
       met: r.denied.redisCalls <= 16 + r.denied.decisions / 100,
