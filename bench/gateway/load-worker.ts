@@ -1,7 +1,11 @@
 // The load of the gateway benchmark: `inFlight` calls outstanding at once
 // for `durationMs` (after `warmupMs`), over HTTP keep-alive (GET) or gRPC
 // (ShouldRateLimit), each call from one of 10,000 client addresses; prints
-// decisions per second and latency percentiles as JSON.
+// decisions per second and latency percentiles as JSON. With a `floor`, the
+// load alternates between the target and the floor in slices of SLICE_MS,
+// so both are measured under the same moment's machine: on a shared machine
+// whose speed swings within seconds, only figures taken that close together
+// make a fair ratio.
 import { Agent, request } from "node:http";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -16,6 +20,13 @@ export interface LoadJob {
   warmupMs: number;
   /** Every call as the same client (a denied hot key) instead of 10,000. */
   oneClient?: boolean;
+  /** A second target of the same mode, measured in alternating slices. */
+  floor?: string;
+}
+
+export interface PairedResult {
+  target: LoadResult;
+  floor: LoadResult;
 }
 
 export interface LoadResult {
@@ -33,12 +44,13 @@ const IPS = Array.from(
   { length: 10_000 },
   (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
 );
+const SLICE_MS = 100;
 
 type Call = (i: number) => Promise<boolean>;
 
-function httpCall(): Call {
+function httpCall(target: string): Call {
   const agent = new Agent({ keepAlive: true, maxSockets: job.inFlight });
-  const url = new URL(job.target);
+  const url = new URL(target);
   return (i) =>
     new Promise((resolve, reject) => {
       const req = request(
@@ -61,7 +73,7 @@ function httpCall(): Call {
     });
 }
 
-function grpcCall(): Call {
+function grpcCall(target: string): Call {
   const root = join(import.meta.dirname, "..", "..", "proto");
   const def = loadSync("envoy/service/ratelimit/v3/rls.proto", {
     includeDirs: [root],
@@ -78,7 +90,7 @@ function grpcCall(): Call {
     };
   };
   const client = new pkg.envoy.service.ratelimit.v3.RateLimitService(
-    job.target,
+    target,
     grpc.credentials.createInsecure(),
   ) as {
     ShouldRateLimit(
@@ -99,55 +111,72 @@ function grpcCall(): Call {
     });
 }
 
-const call = job.mode === "http" ? httpCall() : grpcCall();
-let latencies = new Float64Array(1 << 16);
-let count = 0;
-let allowed = 0;
-let errors = 0;
-let measuring = false;
-let stop = false;
-let next = 0;
+/** Tally is one target's calls, latencies and active time. */
+class Tally {
+  latencies = new Float64Array(1 << 16);
+  count = 0;
+  allowed = 0;
+  errors = 0;
+  ms = 0;
 
-async function caller(): Promise<void> {
-  while (!stop) {
-    const i = next++;
-    const t = performance.now();
-    let ok = false;
-    try {
-      ok = await call(i);
-    } catch {
-      if (measuring) errors++;
-      continue;
+  add(ms: number, ok: boolean): void {
+    if (this.count === this.latencies.length) {
+      const bigger = new Float64Array(this.latencies.length * 2);
+      bigger.set(this.latencies);
+      this.latencies = bigger;
     }
-    if (!measuring) continue;
-    if (count === latencies.length) {
-      const bigger = new Float64Array(latencies.length * 2);
-      bigger.set(latencies);
-      latencies = bigger;
-    }
-    latencies[count++] = performance.now() - t;
-    if (ok) allowed++;
+    this.latencies[this.count++] = ms;
+    if (ok) this.allowed++;
+  }
+
+  result(): LoadResult {
+    const n = this.count;
+    const sorted = this.latencies.subarray(0, n).sort();
+    const at = (q: number) => sorted[Math.min(n - 1, Math.floor(q * n))] ?? Number.NaN;
+    return {
+      perSecond: this.ms > 0 ? (n / this.ms) * 1000 : Number.NaN,
+      p50: at(0.5),
+      p99: at(0.99),
+      calls: n,
+      errors: this.errors,
+      allowed: n === 0 ? 0 : this.allowed / n,
+    };
   }
 }
 
-const callers = Array.from({ length: job.inFlight }, caller);
-await new Promise((r) => setTimeout(r, job.warmupMs));
-measuring = true;
-const started = performance.now();
-await new Promise((r) => setTimeout(r, job.durationMs));
-measuring = false;
-const elapsed = performance.now() - started;
-stop = true;
-await Promise.all(callers);
-const sorted = latencies.subarray(0, count).sort();
-const at = (q: number) => sorted[Math.min(count - 1, Math.floor(q * count))] ?? Number.NaN;
-const result: LoadResult = {
-  perSecond: (count / elapsed) * 1000,
-  p50: at(0.5),
-  p99: at(0.99),
-  calls: count,
-  errors,
-  allowed: count === 0 ? 0 : allowed / count,
-};
-process.stdout.write(`${JSON.stringify(result)}\n`);
+const make = job.mode === "http" ? httpCall : grpcCall;
+const sides = [
+  { call: make(job.target), tally: new Tally() },
+  ...(job.floor === undefined ? [] : [{ call: make(job.floor), tally: new Tally() }]),
+];
+let next = 0;
+
+/** slice runs `inFlight` callers against one side until `until`, waiting for the last calls. */
+async function slice(side: (typeof sides)[number], until: number, measure: boolean): Promise<void> {
+  const started = performance.now();
+  const caller = async () => {
+    while (performance.now() < until) {
+      const i = next++;
+      const t = performance.now();
+      try {
+        const ok = await side.call(i);
+        if (measure) side.tally.add(performance.now() - t, ok);
+      } catch {
+        if (measure) side.tally.errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: job.inFlight }, caller));
+  if (measure) side.tally.ms += performance.now() - started;
+}
+
+const sliceMs = sides.length === 1 ? job.durationMs : SLICE_MS;
+for (const side of sides) await slice(side, performance.now() + job.warmupMs, false);
+const end = performance.now() + job.durationMs;
+for (let s = 0; performance.now() < end; s++) {
+  const side = sides[s % sides.length] as (typeof sides)[number];
+  await slice(side, performance.now() + sliceMs, true);
+}
+const [target, floor] = sides.map((x) => x.tally.result());
+process.stdout.write(`${JSON.stringify(floor === undefined ? target : { target, floor })}\n`);
 process.exit(0);

@@ -118,8 +118,12 @@ export class Engine {
       return { code: "OK", statuses, headers: NO_HEADERS, retryAfter: 0 };
     }
     const matches: (Match | undefined)[] = descriptors.map((d) => match(config, d));
-    const replaced = new Set<string>();
-    for (const m of matches) for (const n of m?.rule.replaces ?? []) replaced.add(n);
+    let replaced: Set<string> | undefined;
+    for (const m of matches) {
+      if (m === undefined || m.rule.replaces.length === 0) continue;
+      replaced ??= new Set();
+      for (const n of m.rule.replaces) replaced.add(n);
+    }
     const enforced: Planned[] = [];
     const shadowed: Planned[] = [];
     let blocked: Rule | undefined;
@@ -127,7 +131,7 @@ export class Engine {
       const m = matches[i];
       if (m === undefined) continue;
       const rule = m.rule;
-      if (rule.name !== undefined && replaced.has(rule.name)) {
+      if (replaced !== undefined && rule.name !== undefined && replaced.has(rule.name)) {
         matches[i] = undefined;
         continue;
       }

@@ -176,7 +176,7 @@ function json(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promis
 /** domainOf picks the domain a /check call is decided in: `?domain=`, else the only one with http_check. */
 function domainOf(deps: HttpDeps, req: IncomingMessage, url: string, q: number): DomainConfig {
   const domains = deps.engine.config.domains;
-  let name = q < 0 ? null : new URLSearchParams(url.slice(q + 1)).get("domain");
+  let name = q < 0 ? null : queryDomain(url.slice(q + 1));
   name ??= header(req, "x-floodgate-domain") ?? null;
   if (name !== null) {
     const d = domains.get(name);
@@ -197,6 +197,18 @@ function domainOf(deps: HttpDeps, req: IncomingMessage, url: string, q: number):
   if (only === undefined)
     throw new RequestError("no config file has an http_check section: add one to use /check");
   return only;
+}
+
+let lastQuery = "";
+let lastName: string | null = null;
+
+/** queryDomain reads `domain=` from a query string; a proxy sends the same one every time, so the last is kept. */
+function queryDomain(query: string): string | null {
+  if (query !== lastQuery) {
+    lastName = new URLSearchParams(query).get("domain");
+    lastQuery = query;
+  }
+  return lastName;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

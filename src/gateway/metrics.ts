@@ -6,23 +6,38 @@ import type { LimiterStats } from "../limiter.js";
 
 export type Outcome = "allowed" | "limited" | "shadow_limited";
 
+const OUTCOMES: readonly Outcome[] = ["allowed", "limited", "shadow_limited"];
+/** The key of requests naming a domain no file defines (never the name a client sent). */
+const UNKNOWN = "\u0000unknown";
+
 /** GatewayMetrics counts the service's decisions and answers. */
 export class GatewayMetrics {
-  readonly #decisions = new Map<string, number>();
-  readonly #requests = new Map<string, number>();
+  /** Rule label -> counts by outcome, in OUTCOMES order. */
+  readonly #decisions = new Map<string, number[]>();
+  /** Domain -> [OK, OVER_LIMIT] answers. */
+  readonly #requests = new Map<string, number[]>();
   #reloads = 0;
   #reloadErrors = 0;
 
   /** decision counts one rule's outcome in one request. */
   decision(label: string, outcome: Outcome): void {
-    const k = `policy="${label}",outcome="${outcome}"`;
-    this.#decisions.set(k, (this.#decisions.get(k) ?? 0) + 1);
+    let counts = this.#decisions.get(label);
+    if (counts === undefined) {
+      counts = [0, 0, 0];
+      this.#decisions.set(label, counts);
+    }
+    (counts[OUTCOMES.indexOf(outcome)] as number)++;
   }
 
   /** request counts one answer of a domain (`known` false: a domain no file defines). */
-  request(domain: string, known: boolean, code: string): void {
-    const k = `domain="${known ? labelValue(domain) : "(unknown)"}",code="${code}"`;
-    this.#requests.set(k, (this.#requests.get(k) ?? 0) + 1);
+  request(domain: string, known: boolean, code: "OK" | "OVER_LIMIT"): void {
+    const name = known ? domain : UNKNOWN;
+    let counts = this.#requests.get(name);
+    if (counts === undefined) {
+      counts = [0, 0];
+      this.#requests.set(name, counts);
+    }
+    (counts[code === "OK" ? 0 : 1] as number)++;
   }
 
   reloaded(ok: boolean): void {
@@ -37,11 +52,25 @@ export class GatewayMetrics {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
       for (const [labels, v] of rows) out.push(`${name}${labels === "" ? "" : `{${labels}}`} ${v}`);
     };
-    counter("floodgate_decisions_total", "Rule decisions by policy and outcome.", this.#decisions);
+    const decisions: [string, number][] = [];
+    for (const [label, counts] of this.#decisions) {
+      OUTCOMES.forEach((o, i) => {
+        const n = counts[i] as number;
+        if (n !== 0) decisions.push([`policy="${label}",outcome="${o}"`, n]);
+      });
+    }
+    counter("floodgate_decisions_total", "Rule decisions by policy and outcome.", decisions);
+    const requests: [string, number][] = [];
+    for (const [domain, counts] of this.#requests) {
+      const d = domain === UNKNOWN ? "(unknown)" : labelValue(domain);
+      const [ok = 0, over = 0] = counts;
+      if (ok !== 0) requests.push([`domain="${d}",code="OK"`, ok]);
+      if (over !== 0) requests.push([`domain="${d}",code="OVER_LIMIT"`, over]);
+    }
     counter(
       "floodgate_gateway_requests_total",
       "Rate-limit requests answered, by domain and overall code.",
-      this.#requests,
+      requests,
     );
     counter("floodgate_store_errors_total", "Store calls that failed or timed out.", [
       ["", stats.storeErrors + stats.storeTimeouts],
