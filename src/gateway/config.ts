@@ -3,6 +3,7 @@
 // is pure (text in, a frozen GatewayConfig out); reading files is load.ts's job.
 import { createHash } from "node:crypto";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
+import { FloodgateError } from "../core/errors.js";
 import { type Policy, policy } from "../core/policy.js";
 import { compileTrust, type Trust } from "../http/proxy.js";
 
@@ -101,15 +102,14 @@ export interface GatewayConfig {
  * GatewayConfigError is one mistake in a config file: the file, the line,
  * the key, what is wrong and how to fix it, printed on one line.
  */
-export class GatewayConfigError extends Error {
+export class GatewayConfigError extends FloodgateError {
   override name = "GatewayConfigError" as const;
-  readonly code = "ERR_FLOODGATE_GATEWAY_CONFIG" as const;
   readonly file: string;
   readonly line: number;
   readonly key: string;
 
   constructor(file: string, line: number, key: string, what: string, fix: string) {
-    super(`${file}:${line}: ${key} ${what}. Fix: ${fix}`);
+    super("ERR_FLOODGATE_GATEWAY_CONFIG", `${file}:${line}: ${key} ${what}. Fix: ${fix}`);
     this.file = file;
     this.line = line;
     this.key = key;

@@ -246,6 +246,7 @@ describe("errors name the file, the line, the key and the fix", () => {
     expect(e.key.startsWith(key)).toBe(true);
     expect(e.message).toMatch(fix);
     expect(e.message).toMatch(new RegExp(`^f\\.yaml:${line}: `));
+    expect(e.code).toBe("ERR_FLOODGATE_GATEWAY_CONFIG");
     expect(e.message).not.toContain("\n");
   });
 });
