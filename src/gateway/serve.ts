@@ -152,19 +152,13 @@ async function openStore(url: string, timeout: number): Promise<Store> {
     }
   }
   try {
+    // ready() waits for the connection and the scripts, up to its readyTimeout (5 s).
     await store.ready();
-  } catch (error) {
-    throw new ServeError(`cannot use Redis at ${redacted}: ${(error as Error).message}`);
-  }
-  const deadline = Date.now() + 5000;
-  while (store.available() === false) {
-    if (Date.now() > deadline) {
-      await store.close();
-      throw new ServeError(
-        `cannot connect to Redis at ${redacted} within 5 s; start it, or fix --redis / REDIS_URL`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  } catch {
+    await store.close();
+    throw new ServeError(
+      `cannot connect to Redis at ${redacted} within 5 s; start it, or fix --redis / REDIS_URL`,
+    );
   }
   return store;
 }
