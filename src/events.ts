@@ -48,10 +48,13 @@ export interface LimiterEventMap {
   /** breaker-close: a probe succeeded; the store decides again. */
   "breaker-close": [];
   /**
-   * eviction: the memory store, full at `maxKeys`, dropped a bucket that was
-   * not full: `"active"`, or `"throttled"` (that client gets a fresh burst).
+   * eviction: a bucket that was not full was lost, and that client gets a
+   * fresh burst: the memory store, full at `maxKeys`, dropped it
+   * (`"active"`, or `"throttled"`), or a network store reported a bucket new
+   * although this process knew it throttled and it could not have refilled
+   * (`"store"`: Redis evicted it under `maxmemory`, or another instance reset it).
    */
-  eviction: [kind: "active" | "throttled", policy: string, key: string];
+  eviction: [kind: "active" | "throttled" | "store", policy: string, key: string];
   /** insurance: the fallback started (`active` true) or stopped deciding. */
   insurance: [active: boolean, mode: FallbackMode];
 }
