@@ -105,9 +105,10 @@ async function overload(client: Redis | Cluster, env: Record<string, string>, na
       const stats = results.map((r) => r.stats as Record<string, unknown>);
       const timeouts = stats.reduce((a, s) => a + Number(s.storeTimeouts ?? 0), 0);
       const opens = stats.reduce((a, s) => a + Number(s.breakerOpens ?? 0), 0);
+      const lateLoop = stats.reduce((a, s) => a + Number(s.lateLoop ?? 0), 0);
       excess.push(admitted / bound - 1);
       console.log(
-        `overload ${name} run ${run + 1}: admitted ${admitted} of bound ${bound} (${((admitted / bound - 1) * 100).toFixed(0)}%), by ${JSON.stringify(by)}; ${calls} calls, ${timeouts} timeouts, ${opens} breaker opens`,
+        `overload ${name} run ${run + 1}: admitted ${admitted} of bound ${bound} (${((admitted / bound - 1) * 100).toFixed(0)}%), by ${JSON.stringify(by)}; ${calls} calls, ${timeouts} timeouts, ${lateLoop} deadlines excused (late loop), ${opens} breaker opens (totals since start)`,
       );
     }
     return excess;
