@@ -42,7 +42,7 @@ export {
   type WaitOptions,
 } from "./limiter.js";
 export type { Logger, LogMethod } from "./logger.js";
-export type { TopKey } from "./metrics/top-keys.js";
+export type { TopKey } from "./top-keys.js";
 export {
   type EvictionKind,
   type EvictionListener,
