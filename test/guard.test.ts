@@ -235,17 +235,42 @@ describe("Guard: the fallback remembers", () => {
     const first = guard.decide("k", 1, true, list);
     store.reply(true, 30, SKEW, SKEW);
     await first;
-    // floor(30 / 4) = 7 tokens; 10 per second over 4 instances: 10 every 4 s here.
+    // floor(30 / 4) = 7 tokens; 10 per second over 4 instances is 2.5 a second here,
+    // in steps of 2 every 800 ms from the reported refill (local 0): never a burst of 10.
     expect(await drain(guard, timers, "k")).toBe(7);
-    timers.advance(3000);
-    expect(await drain(guard, timers, "k")).toBe(0);
-    timers.advance(1000);
+    const denied = await decideStalled(guard, timers, "k");
+    expect(denied).toMatchObject({ allowed: false, limit: 12 });
+    // The next step is due at local 800 (decisions here are stamped with this process's clock).
+    expect(denied.now + denied.retryAfter).toBe(800);
+    timers.advance(800 - timers.t);
+    expect(await drain(guard, timers, "k")).toBe(2);
+    timers.advance(4000);
+    // Five more steps of 2, but a share holds 12 at most.
     expect(await drain(guard, timers, "k")).toBe(10);
   });
 
   it("a key the store never saw starts with this instance's share", async () => {
     const { guard, timers } = setup({ instances: 4 });
     expect(await drain(guard, timers, "new")).toBe(12);
+  });
+
+  it("a reply that comes after its deadline still teaches the fallback; an older one does not", async () => {
+    const { guard, timers, store } = setup();
+    const stalled = guard.decide("k", 1, true, list);
+    const late = store.calls.pop() as Pending;
+    timers.advance(TIMEOUT + 1);
+    expect(await stalled).toMatchObject({ reason: "insurance", remaining: 49 });
+    late.resolve([SKEW, 0, 0, SKEW - 100]);
+    await settle();
+    expect(guard.stats().lateReplies).toBe(1);
+    expect((await decideStalled(guard, timers, "k")).allowed).toBe(false);
+    // A reply older (by the store's clock) than the state held changes nothing.
+    const older = guard.decide("k", 1, true, list);
+    timers.advance(TIMEOUT + 1);
+    await older;
+    store.reply(true, 40, SKEW - 500, SKEW - 500);
+    await settle();
+    expect((await decideStalled(guard, timers, "k")).allowed).toBe(false);
   });
 
   it("a new reply from the store replaces the fallback's state", async () => {

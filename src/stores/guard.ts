@@ -288,7 +288,9 @@ export class Guard {
       reply.then(
         (r) => {
           if (call.done) {
+            // Too late to decide this call, not too late to teach the fallback.
             this.#stats.lateReplies++;
+            if (!this.#closed) this.#remember(key, cost, spend, list, r);
             return;
           }
           call.done = true;
@@ -421,6 +423,8 @@ export class Guard {
     reply: StoreReply,
   ): void {
     let seen = this.#seen.get(key);
+    // Replies can arrive out of order (a late one after a fresh one): keep the newest state.
+    if (seen !== undefined && (reply[0] as number) < (seen.reply[0] as number)) return;
     if (seen === undefined) {
       if (this.#seen.size >= MAX_KEYS) this.#trimSeen();
       seen = { list, reply: [], offset: 0, buckets: undefined };
@@ -663,9 +667,10 @@ export class Guard {
     if (scaled === undefined) {
       scaled = list.map((p) => {
         const capacity = Math.max(1, Math.floor(p.capacity / n));
-        const exact = p.refillRate % n === 0;
-        const refillRate = exact ? p.refillRate / n : p.refillRate;
-        const interval = exact ? p.interval : p.interval * n;
+        // refillRate / (n x interval), in steps of at most refillRate / n tokens: a share that
+        // refills in small steps, never faster than 1/n of the policy (rounded towards slower).
+        const refillRate = Math.max(1, Math.floor(p.refillRate / n));
+        const interval = Math.ceil((p.interval * n * refillRate) / p.refillRate);
         return Object.freeze({
           name: p.name,
           capacity,
