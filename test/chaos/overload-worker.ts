@@ -19,7 +19,10 @@ await new Promise((r) => client.once("ready", r));
 
 const limiter = new RateLimiter({
   policy: { capacity: 50, refillRate: 10, interval: 1000 },
-  store: new RedisStore({ client }),
+  // OVERLOAD_TIMEOUT (ms) only for trying the fallback on purpose; the test runs the defaults.
+  store: new RedisStore(
+    env.OVERLOAD_TIMEOUT ? { client, timeout: Number(env.OVERLOAD_TIMEOUT) } : { client },
+  ),
 });
 const turn = () => new Promise((r) => setImmediate(r));
 
