@@ -42,7 +42,6 @@ export {
   type WaitOptions,
 } from "./limiter.js";
 export type { Logger, LogMethod } from "./logger.js";
-export type { TopKey } from "./top-keys.js";
 export {
   type EvictionKind,
   type EvictionListener,
@@ -62,3 +61,4 @@ export {
   StoreTimeoutError,
   StoreUnavailableError,
 } from "./stores/store-errors.js";
+export type { TopKey } from "./top-keys.js";

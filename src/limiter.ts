@@ -5,10 +5,10 @@ import { ClosedError, ConfigError, CostError, WaitTimeoutError } from "./core/er
 import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
 import { LimiterEvents, outcomeOf } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
-import { type TopKey, TopLimited } from "./top-keys.js";
 import { Guard, type LimiterStats, type StoreErrorMode } from "./stores/guard.js";
 import { MemoryStore } from "./stores/memory-store.js";
 import type { Store } from "./stores/store.js";
+import { type TopKey, TopLimited } from "./top-keys.js";
 
 export type { BreakerState, LimiterStats, StoreErrorMode } from "./stores/guard.js";
 
