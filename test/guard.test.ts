@@ -6,6 +6,7 @@
  * counted as evictions, and close(). No sleeps: time moves only when a test
  * moves it.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Decision } from "../src/core/decision.js";
 import { ClosedError } from "../src/core/errors.js";
@@ -122,6 +123,51 @@ class FakeStore implements Store {
 }
 
 const list = policies({ capacity: 50, refillRate: 10, interval: 1000 }, "policy");
+/** Lists of one bucket each under other names: the gateway's descriptor sets under one domain key. */
+const other = (name: string) =>
+  policies({ name, capacity: 50, refillRate: 10, interval: 1000 }, "policy");
+
+/**
+ * SyncStore answers at once, as `next` says: allowed, or denied with a wait
+ * of `wait` ms (the bucket empty, its next token due then). It counts calls.
+ */
+class SyncStore implements Store {
+  readonly timeout = TIMEOUT;
+  calls = 0;
+  next: { allowed: boolean; wait: number } = { allowed: false, wait: 200 };
+  constructor(private readonly timers: ManualTimers) {}
+  consume(): number[] {
+    this.calls++;
+    const now = SKEW + this.timers.t;
+    const { allowed, wait } = this.next;
+    return allowed ? [now, 1, 49, now] : [now, 0, 0, now - (1000 - wait)];
+  }
+  reset(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function syncSetup() {
+  const timers = new ManualTimers();
+  const store = new SyncStore(timers);
+  const guard = new Guard({
+    store,
+    timeout: TIMEOUT,
+    clock: () => timers.t,
+    onStoreError: "insurance",
+    instances: 1,
+    cacheDenials: true,
+    events: new LimiterEvents(),
+    timers,
+  });
+  /** ask decides once and says whether the store was asked. */
+  const ask = (key: string, l: readonly Policy[], cost = 1) => {
+    const before = store.calls;
+    const d = guard.decide(key, cost, true, l) as Decision;
+    return { d, asked: store.calls > before };
+  };
+  return { timers, store, guard, ask };
+}
 
 function setup(
   options: { instances?: number; learn?: number; mode?: StoreErrorMode; cache?: boolean } = {},
@@ -362,6 +408,115 @@ describe("Guard: cached denials", () => {
     timers.advance(50);
     void guard.decide("k", 1, true, list);
     expect(store.calls.length).toBe(1);
+  });
+});
+
+describe("Guard: cached denials under several policy lists of one key", () => {
+  it("denials of two lists under one key are kept apart; an allowed decision drops only its own list's", () => {
+    const { store, ask } = syncSetup();
+    const a = other("a");
+    const b = other("b");
+    expect(ask("gw", a)).toMatchObject({ asked: true, d: { allowed: false, retryAfter: 200 } });
+    expect(ask("gw", b)).toMatchObject({ asked: true, d: { allowed: false } });
+    // Before, b's denial replaced a's: every other request reached the store.
+    for (let i = 0; i < 3; i++) {
+      expect(ask("gw", a)).toMatchObject({ asked: false, d: { reason: "cached" } });
+      expect(ask("gw", b)).toMatchObject({ asked: false, d: { reason: "cached" } });
+    }
+    // Another descriptor set of the domain admitted: a and b stay denied without a store call.
+    store.next = { allowed: true, wait: 0 };
+    expect(ask("gw", list)).toMatchObject({ asked: true, d: { allowed: true } });
+    expect(ask("gw", a).asked).toBe(false);
+    expect(ask("gw", b).asked).toBe(false);
+    // a admitted (another cost misses the cache): a's denial goes, b's stays.
+    expect(ask("gw", a, 2)).toMatchObject({ asked: true, d: { allowed: true } });
+    expect(ask("gw", a).asked).toBe(true);
+    expect(ask("gw", b)).toMatchObject({ asked: false, d: { reason: "cached" } });
+  });
+
+  it("forget and reset drop the denials of every list of the key, and only that key's", async () => {
+    const { store, guard, ask } = syncSetup();
+    const a = other("a");
+    const b = other("b");
+    for (const key of ["gw", "gw2"]) for (const l of [a, b, list]) ask(key, l);
+    guard.forget("gw");
+    store.next = { allowed: false, wait: 300 };
+    for (const l of [a, b, list]) expect(ask("gw", l).asked).toBe(true);
+    for (const l of [a, b, list]) expect(ask("gw2", l).asked).toBe(false);
+    await guard.reset("gw2", list);
+    for (const l of [a, b, list]) expect(ask("gw2", l).asked).toBe(true);
+    for (const l of [a, b, list]) expect(ask("gw", l).asked).toBe(false);
+  });
+
+  it("a denial's end is its own list's: one ending leaves the others cached", () => {
+    const { store, timers, ask } = syncSetup();
+    const a = other("a");
+    store.next = { allowed: false, wait: 100 };
+    ask("gw", a);
+    store.next = { allowed: false, wait: 400 };
+    ask("gw", list);
+    timers.advance(100);
+    expect(ask("gw", list)).toMatchObject({ asked: false, d: { retryAfter: 300 } });
+    expect(ask("gw", a).asked).toBe(true);
+  });
+
+  it("bounded: 100,000 denials in force over keys and lists, then the oldest half goes", () => {
+    const { store, ask } = syncSetup();
+    store.next = { allowed: false, wait: 1000 };
+    const lists = Array.from({ length: 60_000 }, (_, i) => other(`d${i}`));
+    // 60,000 lists under the one domain key, then keys of their own under `list`.
+    const at = (i: number): [string, readonly Policy[]] =>
+      i < 60_000 ? ["gw", lists[i] as readonly Policy[]] : [`k${i}`, list];
+    for (let i = 0; i <= 100_000; i++) expect(ask(...at(i)).asked).toBe(true);
+    // The 100,001st denial found 100,000 cached: the oldest key's 50,000 oldest lists dropped.
+    expect(ask(...at(0)).asked).toBe(true);
+    expect(ask(...at(49_999)).asked).toBe(true);
+    expect(ask(...at(50_000)).asked).toBe(false);
+    expect(ask(...at(59_999)).asked).toBe(false);
+    expect(ask(...at(60_000)).asked).toBe(false);
+    expect(ask(...at(100_000)).asked).toBe(false);
+  });
+
+  it("property: the cache answers exactly the (key, list) pairs whose last store answer is a denial in force", () => {
+    const lists = [list, other("a"), other("b"), other("c")];
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant("decide" as const),
+        key: fc.integer({ min: 0, max: 2 }),
+        list: fc.integer({ min: 0, max: 3 }),
+        allowed: fc.boolean(),
+        wait: fc.integer({ min: 1, max: 900 }),
+      }),
+      fc.record({ kind: fc.constant("forget" as const), key: fc.integer({ min: 0, max: 2 }) }),
+      fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 400 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 10, maxLength: 60 }), (ops) => {
+        const { store, timers, guard, ask } = syncSetup();
+        const model = new Map<string, number>();
+        for (const o of ops) {
+          if (o.kind === "advance") timers.advance(o.ms);
+          else if (o.kind === "forget") {
+            guard.forget(`k${o.key}`);
+            for (let l = 0; l < lists.length; l++) model.delete(`${o.key}/${l}`);
+          } else {
+            const id = `${o.key}/${o.list}`;
+            const until = model.get(id);
+            store.next = { allowed: o.allowed, wait: o.wait };
+            const { d, asked } = ask(`k${o.key}`, lists[o.list] as readonly Policy[]);
+            if (until !== undefined && until > timers.t) {
+              expect(asked).toBe(false);
+              expect(d).toMatchObject({ reason: "cached", retryAfter: until - timers.t });
+              continue;
+            }
+            expect(asked).toBe(true);
+            if (o.allowed) model.delete(id);
+            else model.set(id, timers.t + o.wait);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

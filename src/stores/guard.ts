@@ -99,7 +99,10 @@ const BREAKER_FAILURES = 3;
 const BREAKER_SPAN = 200;
 /** Milliseconds between probes while the breaker is open: at most one a second. */
 const PROBE_EVERY = 1000;
-/** Most keys in each of the denial cache and the remembered states; past it, stale ones go, then the oldest. */
+/**
+ * Most denials in the denial cache (over all keys and policy lists) and most
+ * keys in the remembered states; past it, stale ones go, then the oldest.
+ */
 const MAX_KEYS = 100_000;
 /** Milliseconds between two heartbeats through `store.members`, and how long one counts. */
 const HEARTBEAT_EVERY = 5000;
@@ -141,6 +144,14 @@ interface Denial {
   shared: boolean;
 }
 
+/**
+ * Slot is what the denial cache holds for one key: the denial of one policy
+ * list, or, while denials of several lists are in force (the gateway decides
+ * every descriptor set of a domain under the domain's key, one list per set),
+ * a map of them by list.
+ */
+type Slot = Denial | Map<readonly Policy[], Denial>;
+
 /** Seen is the last state the store reported for one key, for the fallback and for spotting lost buckets. */
 interface Seen {
   list: readonly Policy[];
@@ -168,7 +179,9 @@ export class Guard {
   readonly #events: LimiterEvents;
   readonly #timers: GuardTimers;
   readonly #cacheClock: Clock;
-  readonly #denials: Map<string, Denial> | undefined;
+  readonly #denials: Map<string, Slot> | undefined;
+  /** Denials in #denials, over every key and list. */
+  #denied = 0;
   readonly #seen = new Map<string, Seen>();
   readonly #insurance: MemoryStore | undefined;
   #instances: number;
@@ -229,9 +242,17 @@ export class Guard {
     return { ...this.#stats, breaker: this.#breaker, settleErrors: 0 };
   }
 
-  /** forget drops `key`'s cached denial: a charge after the fact (refund, settle, block) changed its wait. */
+  /**
+   * forget drops `key`'s cached denials, under every policy list: a charge
+   * after the fact (refund, settle, block) changed their waits.
+   */
   forget(key: string): void {
-    this.#denials?.delete(key);
+    const denials = this.#denials;
+    if (denials === undefined) return;
+    const slot = denials.get(key);
+    if (slot === undefined) return;
+    this.#denied -= slot instanceof Map ? slot.size : 1;
+    denials.delete(key);
   }
 
   /**
@@ -285,13 +306,16 @@ export class Guard {
     if (this.#learn) this.#beat();
     const denials = this.#denials;
     if (denials !== undefined) {
-      const hit = denials.get(key);
-      if (hit !== undefined) {
-        const now = this.#cacheClock();
-        if (hit.until <= now) denials.delete(key);
-        else if (hit.list === list && cost === hit.cost) {
-          this.#stats.cached++;
-          return cachedDecision(hit, now);
+      const slot = denials.get(key);
+      if (slot !== undefined) {
+        const hit = slot instanceof Map ? slot.get(list) : slot.list === list ? slot : undefined;
+        if (hit !== undefined) {
+          const now = this.#cacheClock();
+          if (hit.until <= now) this.#drop(denials, key, slot, list);
+          else if (cost === hit.cost) {
+            this.#stats.cached++;
+            return cachedDecision(hit, now);
+          }
         }
       }
     }
@@ -365,7 +389,7 @@ export class Guard {
    * StoreTimeoutError when the store does not confirm in time.
    */
   async reset(key: string, list: readonly Policy[]): Promise<void> {
-    this.#denials?.delete(key);
+    this.forget(key);
     this.#seen.delete(key);
     this.#insurance?.reset(key, this.#scale(list));
     const done = this.#store.reset(key, list);
@@ -443,13 +467,12 @@ export class Guard {
     if (!decision.allowed) {
       // A consume that a peek's denial would answer must reach the store, where it starts a block.
       if (!spend && list.some((p) => p.blockFor > 0)) return decision;
-      if (denials.size >= MAX_KEYS) this.#trimDenials(denials);
       let beyond = 0;
       if (decision.reason === "blocked") {
         const left = (reply[2 + 2 * list.length] as number) - decision.now;
         if (decision.retryAfter > left) beyond = decision.retryAfter - left;
       }
-      denials.set(key, {
+      this.#cache(denials, key, sentAt, {
         until: sentAt + decision.retryAfter - beyond,
         beyond,
         cost,
@@ -458,11 +481,50 @@ export class Guard {
         last: undefined,
         shared: false,
       });
-    } else if (denials.size !== 0) {
+    } else if (this.#denied !== 0) {
       // This instance just spent tokens, so a cached wait (for another cost) is now too short.
-      denials.delete(key);
+      // Denials of other lists stay: a spend only lengthens their waits, and they end when the
+      // store said, then ask it again; what shortens a wait (refund, settle, reset) forgets them all.
+      const slot = denials.get(key);
+      if (slot !== undefined) this.#drop(denials, key, slot, list);
     }
     return decision;
+  }
+
+  /** cache keeps `denial` as the answer for `key` under its list until it ends, replacing that list's last one. */
+  #cache(denials: Map<string, Slot>, key: string, sentAt: number, denial: Denial): void {
+    if (this.#denied >= MAX_KEYS) this.#trimDenials(denials);
+    const slot = denials.get(key);
+    if (slot === undefined) {
+      denials.set(key, denial);
+      this.#denied++;
+    } else if (slot instanceof Map) {
+      if (!slot.has(denial.list)) this.#denied++;
+      slot.set(denial.list, denial);
+    } else if (slot.list === denial.list || slot.until <= sentAt) {
+      denials.set(key, denial);
+    } else {
+      denials.set(
+        key,
+        new Map([
+          [slot.list, slot],
+          [denial.list, denial],
+        ]),
+      );
+      this.#denied++;
+    }
+  }
+
+  /** drop forgets `key`'s denial under `list`. */
+  #drop(denials: Map<string, Slot>, key: string, slot: Slot, list: readonly Policy[]): void {
+    if (!(slot instanceof Map)) {
+      if (slot.list !== list) return;
+      denials.delete(key);
+    } else {
+      if (!slot.delete(list)) return;
+      shrink(denials, key, slot);
+    }
+    this.#denied--;
   }
 
   /** remember keeps `reply` as the key's last known state, first counting a bucket the store lost. */
@@ -522,10 +584,46 @@ export class Guard {
     }
   }
 
-  #trimDenials(denials: Map<string, Denial>): void {
+  /**
+   * trimDenials drops the denials that have ended, then, while more than 90%
+   * of MAX_KEYS are left, the oldest keys' (a key's lists oldest first) down
+   * to half.
+   */
+  #trimDenials(denials: Map<string, Slot>): void {
     const now = this.#cacheClock();
-    for (const [key, d] of denials) if (d.until <= now) denials.delete(key);
-    trimOldest(denials);
+    for (const [key, slot] of denials) {
+      if (!(slot instanceof Map)) {
+        if (slot.until <= now) {
+          denials.delete(key);
+          this.#denied--;
+        }
+        continue;
+      }
+      for (const [list, d] of slot) {
+        if (d.until > now) continue;
+        slot.delete(list);
+        this.#denied--;
+      }
+      shrink(denials, key, slot);
+    }
+    if (this.#denied < MAX_KEYS * 0.9) return;
+    let drop = this.#denied - MAX_KEYS / 2;
+    for (const [key, slot] of denials) {
+      if (drop <= 0) break;
+      if (!(slot instanceof Map)) {
+        denials.delete(key);
+        this.#denied--;
+        drop--;
+        continue;
+      }
+      for (const list of slot.keys()) {
+        if (drop <= 0) break;
+        slot.delete(list);
+        this.#denied--;
+        drop--;
+      }
+      shrink(denials, key, slot);
+    }
   }
 
   /** trimSeen drops states that are full again by now (a fresh share says the same), then the oldest. */
@@ -736,6 +834,16 @@ export class Guard {
     }
     return scaled;
   }
+}
+
+/** shrink puts back under `key` what is left of a map of denials: nothing, the one denial, or the map. */
+function shrink(
+  denials: Map<string, Slot>,
+  key: string,
+  map: Map<readonly Policy[], Denial>,
+): void {
+  if (map.size === 0) denials.delete(key);
+  else if (map.size === 1) denials.set(key, map.values().next().value as Denial);
 }
 
 /** trimOldest halves a map that is still over 90% of MAX_KEYS, oldest entries first. */

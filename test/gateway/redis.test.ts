@@ -34,12 +34,13 @@ describeRedis("gateway on Redis", () => {
   let redis: RedisServer;
   let store: RedisStore;
   let engine: Engine;
+  let limiter: RateLimiter;
   beforeAll(async () => {
     redis = await startRedis();
     store = new RedisStore({ url: redis.url, timeout: 200 });
     await store.ready();
     while (!store.available()) await new Promise((r) => setTimeout(r, 10));
-    const limiter = new RateLimiter({
+    limiter = new RateLimiter({
       policy: { capacity: 1, refillRate: 1, interval: 1000 },
       store,
     });
@@ -70,10 +71,40 @@ describeRedis("gateway on Redis", () => {
     expect(v.statuses.map((s) => s.code)).toEqual(["OK", "OVER_LIMIT"]);
     expect((await decide([ip("x")])).statuses[0]?.remaining).toBe(19);
     // Every bucket of the domain lives in one Cluster slot: {edge}.
-    const keys = (await redis.cli("--scan", "--pattern", "floodgate:{*")).trim().split("\n");
-    // Buckets only: each serve process also keeps its heartbeat in floodgate:members.
+    // Apart from the limiter's heartbeat key (<prefix>members, outside any domain).
+    const keys = (await redis.cli("--scan", "--pattern", "*"))
+      .trim()
+      .split("\n")
+      .filter((k) => k !== "floodgate:members");
     expect(keys.length).toBeGreaterThan(3);
     for (const k of keys) expect(k).toMatch(/^floodgate:\{edge\}:b[A-Za-z0-9_-]{22}$/);
+  });
+
+  it("denied clients among admitted ones in the same domain cost Redis nothing: denials are cached per descriptor set", async () => {
+    // Every request of the domain is one limiter key ({edge}); each descriptor set its own list.
+    const scripts = async () => {
+      const info = await redis.cli("INFO", "commandstats");
+      return [...info.matchAll(/^cmdstat_(?:evalsha|eval|fcall):calls=(\d+)/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+    };
+    for (const abuser of ["abuser1", "abuser2"]) {
+      for (let i = 0; i < 20; i++) expect((await decide([user(abuser)])).code).toBe("OK");
+      expect((await decide([user(abuser)])).code).toBe("OVER_LIMIT");
+    }
+    const calls = limiter.stats().storeCalls;
+    const cached = limiter.stats().cached;
+    const before = await scripts();
+    for (let i = 0; i < 100; i++) {
+      expect((await decide([ip(`many${i}`)])).code).toBe("OK");
+      expect((await decide([user("abuser1")])).code).toBe("OVER_LIMIT");
+      expect((await decide([user("abuser2")])).code).toBe("OVER_LIMIT");
+    }
+    // 100 admitted requests reached Redis; the 200 denied ones (an hour's wait) none.
+    expect(limiter.stats().storeCalls - calls).toBe(100);
+    expect(limiter.stats().cached - cached).toBe(200);
+    expect((await scripts()) - before).toBe(100);
   });
 
   it("serve on a 3-node Redis Cluster (redis-cluster://): a domain's buckets in one slot, decided atomically", async () => {
