@@ -9,6 +9,7 @@ import {
 } from "./core/decision.js";
 import { ClosedError, ConfigError, CostError } from "./core/errors.js";
 import { assertKey, boundKey } from "./core/key.js";
+import { checkOptions } from "./core/options.js";
 import {
   checkAmount,
   checkCost,
@@ -162,24 +163,12 @@ export class RateLimiter {
   readonly clock: Clock;
 
   constructor(options: RateLimiterOptions) {
-    if (typeof options !== "object" || options === null) {
-      throw new ConfigError(
-        "options",
-        options,
-        "must be an object",
-        "new RateLimiter({ policy: { capacity: 10, refillRate: 2, interval: 1000 } })",
-      );
-    }
-    for (const key of Object.keys(options)) {
-      if (!OPTIONS.has(key)) {
-        throw new ConfigError(
-          key,
-          (options as Record<string, unknown>)[key],
-          "is not a RateLimiter option",
-          `use one of ${[...OPTIONS].join(", ")}`,
-        );
-      }
-    }
+    checkOptions(options, OPTIONS, {
+      name: "options",
+      kind: "RateLimiter",
+      prefix: "",
+      example: "new RateLimiter({ policy: { capacity: 10, refillRate: 2, interval: 1000 } })",
+    });
     if (options.policies !== undefined && options.policy !== undefined) {
       throw new ConfigError(
         "policy",

@@ -81,6 +81,9 @@ describe("MemoryStore bounds", () => {
       /MemoryStore.clock/,
     );
     expect(() => new MemoryStore({ max: 5 } as never)).toThrow(/"MemoryStore.max" is not/);
+    expect(() => new MemoryStore({ maxkeys: 5 } as never)).toThrow(/did you mean maxKeys\?/);
+    // Regression: null reached Object.keys and threw a TypeError instead of a ConfigError.
+    expect(() => new MemoryStore(null as never)).toThrow(/"MemoryStore options" must be an object/);
   });
 
   it("close forgets everything, and the closed limiter decides nothing", async () => {

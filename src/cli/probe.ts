@@ -206,7 +206,7 @@ class Client {
     try {
       response = await this.deps.fetch(url, {
         method,
-        headers: headers.map(([k, v]) => [k, v]),
+        headers: headers.map(([k, v]): [string, string] => [k, v]),
         redirect: "manual",
         signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeout * 1000)]),
       });

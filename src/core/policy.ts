@@ -1,4 +1,5 @@
 import { ConfigError } from "./errors.js";
+import { checkOptions } from "./options.js";
 
 /**
  * A duration in milliseconds, or a string such as `"500ms"`, `"1s"`, `"5m"`,
@@ -91,24 +92,12 @@ function integer(option: string, value: unknown, max: number, fix: string): numb
  * the option in error messages, e.g. `policies[1]`.
  */
 export function policy(input: PolicyInput, path = "policy"): Policy {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new ConfigError(
-      path,
-      input,
-      "must be an object",
-      "pass { capacity: 10, refillRate: 2, interval: 1000 }",
-    );
-  }
-  for (const key of Object.keys(input)) {
-    if (!POLICY_KEYS.has(key)) {
-      throw new ConfigError(
-        `${path}.${key}`,
-        (input as unknown as Record<string, unknown>)[key],
-        "is not a policy option",
-        "a policy takes only name, capacity, refillRate, interval, maxDebt and blockFor",
-      );
-    }
-  }
+  checkOptions(input, POLICY_KEYS, {
+    name: path,
+    kind: "policy",
+    prefix: `${path}.`,
+    example: "pass { capacity: 10, refillRate: 2, interval: 1000 }",
+  });
   const name = input.name ?? "default";
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new ConfigError(

@@ -1,4 +1,5 @@
 import { ConfigError } from "../core/errors.js";
+import { checkInteger, checkOptions } from "../core/options.js";
 import { addressKey } from "./ip.js";
 import { clientKey, compileTrust, type ProxyHeader } from "./proxy.js";
 
@@ -69,35 +70,24 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * bad ones throw ConfigError.
  */
 function ip(options: IpKeyOptions = {}): Key {
-  if (typeof options !== "object" || options === null) {
-    throw new ConfigError(
-      "keys.ip(options)",
-      options,
-      "must be an object",
-      "call keys.ip() or keys.ip({ trustProxy: 1 })",
-    );
-  }
-  for (const name of Object.keys(options)) {
-    if (!IP_OPTIONS.has(name)) {
-      throw new ConfigError(
-        `keys.ip.${name}`,
-        (options as Record<string, unknown>)[name],
-        "is not a keys.ip option",
-        name === "header"
-          ? 'name the header your proxies write with proxyHeader: "forwarded" (X-Forwarded-For is the default)'
-          : "keys.ip takes trustProxy, proxyHeader and ipv6Subnet",
-      );
-    }
-  }
-  const prefix = options.ipv6Subnet ?? 64;
-  if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) {
-    throw new ConfigError(
-      "keys.ip.ipv6Subnet",
-      prefix,
-      "must be a prefix length from 1 to 128",
-      "leave it at 64 (one key per IPv6 subnet), or 128 to key each address",
-    );
-  }
+  checkOptions(options, IP_OPTIONS, {
+    name: "keys.ip(options)",
+    kind: "keys.ip",
+    prefix: "keys.ip.",
+    example: "call keys.ip() or keys.ip({ trustProxy: 1 })",
+    hints: {
+      header:
+        'name the header your proxies write with proxyHeader: "forwarded" (X-Forwarded-For is the default)',
+    },
+  });
+  const prefix = checkInteger(
+    "keys.ip.ipv6Subnet",
+    options.ipv6Subnet ?? 64,
+    1,
+    128,
+    "leave it at 64 (one key per IPv6 subnet), or 128 to key each address",
+    "a prefix length",
+  );
   const proxyHeader = options.proxyHeader ?? "x-forwarded-for";
   if (proxyHeader !== "x-forwarded-for" && proxyHeader !== "forwarded") {
     throw new ConfigError(
@@ -150,24 +140,12 @@ function header<Req>(name: string, options: HeaderKeyOptions<Req> = {}): KeyFunc
       'pass the header to key by, e.g. keys.header("x-api-key")',
     );
   }
-  if (typeof options !== "object" || options === null) {
-    throw new ConfigError(
-      "keys.header(options)",
-      options,
-      "must be an object",
-      "pass { fallback: keys.ip() } or nothing",
-    );
-  }
-  for (const option of Object.keys(options)) {
-    if (option !== "fallback") {
-      throw new ConfigError(
-        `keys.header.${option}`,
-        (options as Record<string, unknown>)[option],
-        "is not a keys.header option",
-        "keys.header takes only fallback",
-      );
-    }
-  }
+  checkOptions(options, ["fallback"], {
+    name: "keys.header(options)",
+    kind: "keys.header",
+    prefix: "keys.header.",
+    example: "pass { fallback: keys.ip() } or nothing",
+  });
   const fallback = options.fallback ?? ip();
   if (typeof fallback !== "function") {
     throw new ConfigError(

@@ -3,6 +3,7 @@
 // naming the option, the value and the fix, never a silent default.
 import type { Decision } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
+import { checkOptions } from "../core/options.js";
 import { checkCost, type PolicyInput, policies as toPolicies } from "../core/policy.js";
 import type { RateLimiter } from "../limiter.js";
 import type { Store } from "../stores/store.js";
@@ -187,25 +188,12 @@ export function compileOptions<Req, Reply>(
   extra: readonly string[] = [],
   prefix = "",
 ): Settings<Req, Reply> {
-  if (typeof options !== "object" || options === null || Array.isArray(options)) {
-    throw new ConfigError(
-      "options",
-      options,
-      "must be an object",
-      "pass { policy: { capacity: 10, refillRate: 2, interval: 1000 } }",
-    );
-  }
-  const known = [...OPTIONS, ...extra];
-  for (const name of Object.keys(options)) {
-    if (!known.includes(name)) {
-      throw new ConfigError(
-        prefix + name,
-        (options as Record<string, unknown>)[name],
-        "is not a rate limit option",
-        `use one of ${known.join(", ")}`,
-      );
-    }
-  }
+  checkOptions(options, [...OPTIONS, ...extra], {
+    name: "options",
+    kind: "rate limit",
+    prefix,
+    example: "pass { policy: { capacity: 10, refillRate: 2, interval: 1000 } }",
+  });
   const o = options;
   if (o.policies !== undefined && o.policy !== undefined) {
     throw new ConfigError(

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { ConfigError } from "../core/errors.js";
+import { checkInteger, checkOptions } from "../core/options.js";
 import type { Outcome } from "../events.js";
 import type { BreakerState, LimiterStats, RateLimiter } from "../limiter.js";
 import type { TopKey } from "../top-keys.js";
@@ -126,19 +127,6 @@ export function loopbackOnly(request: DashboardRequest): boolean {
   return a === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
-function positiveInt(
-  option: string,
-  value: unknown,
-  min: number,
-  max: number,
-  fix: string,
-): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(option, value, `must be an integer from ${min} to ${max}`, fix);
-  }
-  return value;
-}
-
 /**
  * dashboard builds a live page for `options.limiter`: decisions per second
  * (allowed vs limited) per policy over the last minutes, the top limited
@@ -147,24 +135,12 @@ function positiveInt(
  * admits. Nothing is served until an adapter mounts it.
  */
 export function dashboard(options: DashboardOptions): Dashboard {
-  if (typeof options !== "object" || options === null) {
-    throw new ConfigError(
-      "options",
-      options,
-      "must be an object",
-      "dashboard({ limiter, guard: loopbackOnly })",
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.has(key)) {
-      throw new ConfigError(
-        key,
-        (options as unknown as Record<string, unknown>)[key],
-        "is not a dashboard option",
-        `use one of ${[...OPTIONS].join(", ")}`,
-      );
-    }
-  }
+  checkOptions(options, OPTIONS, {
+    name: "options",
+    kind: "dashboard",
+    prefix: "",
+    example: "dashboard({ limiter, guard: loopbackOnly })",
+  });
   const { limiter, guard, path = "/ratelimit", title = "floodgate" } = options;
   if (typeof limiter !== "object" || limiter === null || typeof limiter.topLimited !== "function") {
     throw new ConfigError(
@@ -198,14 +174,14 @@ export function dashboard(options: DashboardOptions): Dashboard {
       'pass title: "api rate limits"',
     );
   }
-  const history = positiveInt(
+  const history = checkInteger(
     "history",
     options.history ?? 300,
     60,
     3600,
     "pass history: 300 (five minutes)",
   );
-  const topN = positiveInt("top", options.top ?? 10, 1, 100, "pass top: 10");
+  const topN = checkInteger("top", options.top ?? 10, 1, 100, "pass top: 10");
 
   const series = new DecisionSeries(history);
   const totals: Record<Outcome, number> = {

@@ -226,4 +226,14 @@ describe("prometheusMetrics", () => {
       prometheusMetrics(limiter, { registry: new Registry(), nearLimitRatio: 2 }),
     ).toThrow(/nearLimitRatio/);
   });
+
+  it("refuses an unknown option and a non-object, which it used to ignore or crash on", () => {
+    const limiter = new RateLimiter({ policy: burst });
+    expect(() => prometheusMetrics(limiter, { regsitry: new Registry() } as never)).toThrow(
+      /"regsitry" is not a prometheusMetrics option.*Fix: did you mean registry\?/,
+    );
+    expect(() => prometheusMetrics(limiter, null as never)).toThrow(
+      /"options" must be an object, got null/,
+    );
+  });
 });

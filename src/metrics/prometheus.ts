@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import type { Decision } from "../core/decision.js";
 import { ConfigError, FloodgateError } from "../core/errors.js";
+import { checkOptions } from "../core/options.js";
 import { type AdjustOperation, OUTCOMES, type Outcome } from "../events.js";
 import type { RateLimiter } from "../limiter.js";
 
@@ -15,6 +16,8 @@ export interface RegistryLike {
   getSingleMetric(name: string): unknown;
   removeSingleMetric(name: string): void;
 }
+
+const OPTIONS = ["registry", "prefix", "nearLimitRatio", "durationBuckets"];
 
 export interface PrometheusOptions {
   /** The prom-client Registry to register on. Default: prom-client's global `register`. */
@@ -127,6 +130,12 @@ export function prometheusMetrics(
       "prometheusMetrics(new RateLimiter({ policy }), { registry })",
     );
   }
+  checkOptions(options, OPTIONS, {
+    name: "options",
+    kind: "prometheusMetrics",
+    prefix: "",
+    example: "prometheusMetrics(limiter, { registry })",
+  });
   const { prefix = "", nearLimitRatio = 0.2 } = options;
   if (typeof prefix !== "string" || (prefix !== "" && !METRIC_NAME.test(prefix))) {
     throw new ConfigError(

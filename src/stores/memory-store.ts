@@ -5,6 +5,7 @@ import { adjust, refill, untilFull } from "../core/bucket.js";
 import { BLOCK_STARTED, BLOCKED, charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
 import { boundKey } from "../core/key.js";
+import { checkOptions } from "../core/options.js";
 import type { Policy } from "../core/policy.js";
 import type { Store } from "./store.js";
 
@@ -38,6 +39,7 @@ export interface MemoryStoreStats {
   evictions: Record<EvictionKind, number>;
 }
 
+const OPTIONS = ["maxKeys", "clock", "onEvict"];
 const MIN_SLOTS = 64;
 /** A `blocked` time meaning no block: below every clock's now. */
 const NONE = Number.NEGATIVE_INFINITY;
@@ -279,16 +281,12 @@ export class MemoryStore implements Store {
   #scores = new Float64Array(0);
 
   constructor(options: MemoryStoreOptions = {}) {
-    for (const key of Object.keys(options)) {
-      if (key !== "maxKeys" && key !== "clock" && key !== "onEvict") {
-        throw new ConfigError(
-          `MemoryStore.${key}`,
-          (options as Record<string, unknown>)[key],
-          "is not a MemoryStore option",
-          "MemoryStore takes maxKeys, clock and onEvict",
-        );
-      }
-    }
+    checkOptions(options, OPTIONS, {
+      name: "MemoryStore options",
+      kind: "MemoryStore",
+      prefix: "MemoryStore.",
+      example: "new MemoryStore() or new MemoryStore({ maxKeys: 100000 })",
+    });
     const maxKeys = options.maxKeys ?? 2_000_000;
     if (!Number.isInteger(maxKeys) || maxKeys < 1 || maxKeys > 2 ** 30) {
       throw new ConfigError(

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Clock } from "../../clock.js";
 import type { StoreReply } from "../../core/decision.js";
 import { ClosedError, ConfigError } from "../../core/errors.js";
+import { checkInteger, checkOptions } from "../../core/options.js";
 import type { Policy } from "../../core/policy.js";
 import { CodedWarnings } from "../../warn.js";
 import type { Store } from "../store.js";
@@ -131,24 +132,13 @@ export class RedisStore implements Store {
   readonly #plans = new WeakMap<readonly Policy[], Plan>();
 
   constructor(options: RedisStoreOptions) {
-    if (typeof options !== "object" || options === null) {
-      throw new ConfigError(
-        "RedisStore options",
-        options,
-        "must be an object",
+    checkOptions(options, OPTIONS, {
+      name: "RedisStore options",
+      kind: "RedisStore",
+      prefix: "RedisStore.",
+      example:
         "new RedisStore({ client }) with your ioredis or node-redis client, or new RedisStore({ url })",
-      );
-    }
-    for (const key of Object.keys(options)) {
-      if (!OPTIONS.has(key)) {
-        throw new ConfigError(
-          `RedisStore.${key}`,
-          (options as Record<string, unknown>)[key],
-          "is not a RedisStore option",
-          `use one of ${[...OPTIONS].join(", ")}`,
-        );
-      }
-    }
+    });
     const {
       client,
       url,
@@ -174,22 +164,22 @@ export class RedisStore implements Store {
         'use a short label such as "floodgate" or "myapp:rl"',
       );
     }
-    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) {
-      throw new ConfigError(
-        "RedisStore.timeout",
-        timeout,
-        "must be whole milliseconds from 1 to 60000",
-        "a few times your Redis round trip, e.g. timeout: 50",
-      );
-    }
-    if (!Number.isInteger(readyTimeout) || readyTimeout < 1 || readyTimeout > 600_000) {
-      throw new ConfigError(
-        "RedisStore.readyTimeout",
-        readyTimeout,
-        "must be whole milliseconds from 1 to 600000",
-        "how long startup may wait for Redis, e.g. readyTimeout: 5000",
-      );
-    }
+    checkInteger(
+      "RedisStore.timeout",
+      timeout,
+      1,
+      60_000,
+      "a few times your Redis round trip, e.g. timeout: 50",
+      "whole milliseconds",
+    );
+    checkInteger(
+      "RedisStore.readyTimeout",
+      readyTimeout,
+      1,
+      600_000,
+      "how long startup may wait for Redis, e.g. readyTimeout: 5000",
+      "whole milliseconds",
+    );
     this.#warnings = new CodedWarnings(warnings, "RedisStore.warnings", CODES);
     if (now !== undefined && typeof now !== "function") {
       throw new ConfigError(
