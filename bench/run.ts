@@ -6,6 +6,8 @@
  *   npm run bench:memory                # one scenario: memory | heap | scaling | http | redis
  *   tsx bench/run.ts memory heap --rounds 7 --only floodgate,inline-await
  *   tsx bench/run.ts http --only fastify,hono   # http: --only names frameworks
+ *   tsx bench/run.ts --baseline main            # also compare with main's committed results
+ *   tsx bench/run.ts compare --baseline old.json --current bench/results/latest.json
  *
  * Every job runs in a fresh child process against the built dist/; contenders
  * alternate within each round; the report gives medians and ratios measured
@@ -15,6 +17,7 @@ import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { rotate, runChild } from "./lib/child.js";
+import { compare, figures, loadBaseline } from "./lib/compare.js";
 import { DIST_ENV, loadFloodgate } from "./lib/floodgate.js";
 import { machine } from "./lib/machine.js";
 import { table } from "./lib/table.js";
@@ -30,7 +33,16 @@ import { scaling } from "./scenarios/scaling.js";
 
 const SCENARIOS: readonly Scenario[] = [memory, heap, scaling, http, redis];
 
-function parse(): { config: Config; scenarios: Scenario[]; out: string } {
+interface Parsed {
+  config: Config;
+  scenarios: Scenario[];
+  out: string;
+  baseline?: string;
+  /** `compare` mode: the run to compare with the baseline (no measuring). */
+  current?: string;
+}
+
+function parse(): Parsed {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
@@ -40,10 +52,14 @@ function parse(): { config: Config; scenarios: Scenario[]; out: string } {
       duration: { type: "string" },
       only: { type: "string" },
       out: { type: "string", default: "bench/results/latest" },
+      baseline: { type: "string" },
+      current: { type: "string", default: "bench/results/latest.json" },
     },
   });
-  const scenarios = positionals.length
-    ? positionals.map((id) => {
+  const comparing = positionals[0] === "compare";
+  const named = comparing ? positionals.slice(1) : positionals;
+  const scenarios = named.length
+    ? named.map((id) => {
         const s = SCENARIOS.find((x) => x.id === id);
         if (!s)
           throw new Error(`bench: no scenario ${id}; use ${SCENARIOS.map((x) => x.id).join(", ")}`);
@@ -59,7 +75,23 @@ function parse(): { config: Config; scenarios: Scenario[]; out: string } {
     warmupMs: quick ? 100 : 200,
     only: values.only ? values.only.split(",") : [],
   };
-  return { config, scenarios, out: values.out as string };
+  const baseline = values.baseline;
+  if (comparing && baseline === undefined) throw new Error("bench: compare needs --baseline");
+  return {
+    config,
+    scenarios,
+    out: values.out as string,
+    ...(baseline === undefined ? {} : { baseline }),
+    ...(comparing ? { current: values.current as string } : {}),
+  };
+}
+
+/** compareOnly prints a saved run (`--current`) against `--baseline`, measuring nothing. */
+function compareOnly(current: string, baseline: string, scenarios: readonly Scenario[]): void {
+  const run = loadBaseline(current);
+  process.stdout.write(
+    `${compare(figures(run.data, scenarios), loadBaseline(baseline), scenarios)}\n`,
+  );
 }
 
 const CASE_ORDER = (name: string): number =>
@@ -84,7 +116,12 @@ function push(
 }
 
 async function main(): Promise<void> {
-  const { config, scenarios, out } = parse();
+  const { config, scenarios, out, baseline, current } = parse();
+  if (current !== undefined && baseline !== undefined) {
+    compareOnly(current, baseline, scenarios);
+    return;
+  }
+  const before = baseline === undefined ? undefined : loadBaseline(baseline);
   const dist = fileURLToPath(new URL(`../.tmp/bench-dist-${process.pid}/`, import.meta.url));
   cpSync(fileURLToPath(new URL("../dist/", import.meta.url)), dist, { recursive: true });
   process.env[DIST_ENV] = dist;
@@ -179,7 +216,7 @@ async function main(): Promise<void> {
     "",
     ...CONTENDERS.filter((c) => wanted(c.id)).map((c) => `- ${c.label}: \`${c.call}\``),
     "",
-    "## Targets (issue 7)",
+    "## Targets (issues 7 and 18)",
     "",
     table(
       ["target", "measured", "met"],
@@ -192,6 +229,14 @@ async function main(): Promise<void> {
       ),
     ),
     ...sections.flatMap(([s, section]) => ["", `## ${s.title}`, "", section.markdown]),
+    ...(before === undefined
+      ? []
+      : [
+          "",
+          "## Compared with the baseline",
+          "",
+          compare(figures(data, scenarios), before, scenarios),
+        ]),
     "",
   ].join("\n");
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
@@ -205,6 +250,7 @@ async function main(): Promise<void> {
         seconds,
         ...data,
         targets: sections.flatMap(([, s]) => s.targets),
+        figures: figures(data, scenarios),
       },
       (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v),
       2,

@@ -26,6 +26,9 @@ export const OUTCOMES: readonly Outcome[] = Object.freeze([
 /** StoreErrorKind: `"error"` the call failed, `"timeout"` it missed its deadline. */
 export type StoreErrorKind = "error" | "timeout";
 
+/** AdjustOperation names a charge made after the fact: a `refund`, a reservation's `settle`, or a `block`. */
+export type AdjustOperation = "refund" | "settle" | "block";
+
 /** FallbackMode names what decides while the store fails (a RateLimiter's `onStoreError`). */
 export type FallbackMode = "insurance" | "allow" | "deny";
 
@@ -54,6 +57,25 @@ export interface LimiterEventMap {
   eviction: [kind: "active" | "throttled", policy: string, key: string];
   /** insurance: the fallback started (`active` true) or stopped deciding. */
   insurance: [active: boolean, mode: FallbackMode];
+  /** refund: `tokens` were given back to `key`'s buckets (`limiter.refund`). */
+  refund: [key: string, tokens: number];
+  /**
+   * settle: a reservation was settled: `extra` tokens charged beyond its
+   * estimate (negative: given back), of which `dropped` went beyond a
+   * policy's maxDebt and were not charged.
+   */
+  settle: [key: string, extra: number, dropped: number];
+  /**
+   * block: `key` is blocked until `until` (epoch ms, the store's clock),
+   * by `policy`'s blockFor after a denial, or by hand (`policy` undefined).
+   */
+  block: [key: string, until: number, policy: string | undefined];
+  /**
+   * settle-error: a refund, settle or block failed in the store (or missed
+   * its deadline, when it may still have been applied). Never retried: the
+   * request path never sees the error, only this event and `stats()`.
+   */
+  "settle-error": [error: unknown, operation: AdjustOperation, key: string];
 }
 
 /** LimiterEventName is one of the events a RateLimiter emits. */
@@ -73,6 +95,10 @@ const NAMES: readonly LimiterEventName[] = [
   "breaker-close",
   "eviction",
   "insurance",
+  "refund",
+  "settle",
+  "block",
+  "settle-error",
 ];
 
 /**

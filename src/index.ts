@@ -11,6 +11,7 @@ export {
 } from "./core/errors.js";
 export type { Duration, Policy, PolicyInput } from "./core/policy.js";
 export type {
+  AdjustOperation,
   LimiterEventMap,
   LimiterEventName,
   LimiterEvents,
@@ -38,6 +39,8 @@ export {
   type LimiterStats,
   RateLimiter,
   type RateLimiterOptions,
+  type Reservation,
+  type Settlement,
   type StoreErrorMode,
   type WaitOptions,
 } from "./limiter.js";

@@ -1,10 +1,24 @@
 import { performance } from "node:perf_hooks";
 import { type Clock, turnMonotonic, turnNow } from "./clock.js";
-import { type Decision, decide, RepeatMemo, type StoreReply } from "./core/decision.js";
+import {
+  BLOCK_STARTED,
+  type Decision,
+  decide,
+  RepeatMemo,
+  type StoreReply,
+} from "./core/decision.js";
 import { ConfigError, CostError } from "./core/errors.js";
 import { assertKey, boundKey } from "./core/key.js";
-import { checkCost, type Policy, type PolicyInput, policies as toPolicies } from "./core/policy.js";
-import { LimiterEvents, outcomeOf } from "./events.js";
+import {
+  checkAmount,
+  checkCost,
+  MAX_INTERVAL,
+  type Policy,
+  type PolicyInput,
+  policies as toPolicies,
+  windowOf,
+} from "./core/policy.js";
+import { type AdjustOperation, LimiterEvents, outcomeOf } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
 import { type TopKey, TopLimited } from "./metrics/top-keys.js";
 import { MemoryStore } from "./stores/memory-store.js";
@@ -43,6 +57,8 @@ export interface LimiterStats {
   breaker: BreakerState;
   /** Times the breaker opened. */
   breakerOpens: number;
+  /** Refunds, settles and blocks the store failed or missed the deadline of (never retried). */
+  settleErrors: number;
 }
 
 export interface RateLimiterOptions {
@@ -93,6 +109,44 @@ export interface ConsumeOptions {
   cost?: number;
 }
 
+/**
+ * Settlement says what a refund or a settle charged after the fact.
+ */
+export interface Settlement {
+  /** Tokens charged beyond the estimate (negative: given back); 0 when nothing was applied. */
+  readonly extra: number;
+  /** Of `extra`, the most tokens a policy did not charge because they went beyond its maxDebt. */
+  readonly dropped: number;
+  /**
+   * False when nothing reached the store: the reservation was denied (it
+   * settles nothing), its estimate was decided without the store
+   * (`reason: "fail-open"`), or the store failed (counted in `stats()` and
+   * emitted as `settle-error`, never thrown).
+   */
+  readonly applied: boolean;
+}
+
+/**
+ * Reservation is an estimate spent by `limiter.reserve`, settled once the
+ * real cost is known. Only the first `settle` or `cancel` counts; later
+ * calls change nothing and resolve to the first one's Settlement. One never
+ * settled keeps its estimate spent: nothing leaks, nothing needs cleaning.
+ */
+export interface Reservation {
+  /** The decision on the estimate, as `consume` gives it. */
+  readonly decision: Decision;
+  /** The estimate spent (when allowed). */
+  readonly cost: number;
+  /**
+   * settle charges `actual - cost` more (debt allowed down to each policy's
+   * maxDebt) or, when negative, gives it back. `actual` is a whole number
+   * from 0 to Number.MAX_SAFE_INTEGER; anything else rejects with CostError.
+   */
+  settle(actual: number): Promise<Settlement>;
+  /** cancel gives the whole estimate back: `settle(0)`. */
+  cancel(): Promise<Settlement>;
+}
+
 const OPTIONS = new Set([
   "policies",
   "policy",
@@ -135,7 +189,14 @@ interface Call {
 
 /** Denial is a store's denial of `cost` for one key, in force until `until` (the cache's clock). */
 interface Denial {
+  /** The cache answers until then: the denial's wait, or the end of the block that gave it. */
   readonly until: number;
+  /**
+   * Milliseconds the bucket still waits after `until`: a block cached only
+   * to its end (a request after it must reach the store, which may block
+   * again) may deny with a longer bucket wait. 0 for other denials.
+   */
+  readonly beyond: number;
   readonly cost: number;
   readonly list: readonly Policy[];
   readonly decision: Decision;
@@ -290,6 +351,7 @@ export class RateLimiter {
     fallbacks: 0,
     cached: 0,
     breakerOpens: 0,
+    settleErrors: 0,
   };
 
   /** stats counts store calls, failures, fallbacks and cached denials, and gives the breaker's state. */
@@ -324,9 +386,152 @@ export class RateLimiter {
   }
 
   /**
-   * reset forgets `key`: its next request sees full buckets, under this
-   * limiter's policies and every policy the HTTP layer has charged through
-   * it (tiers, route policies).
+   * refund gives `cost` tokens (default 1, any whole number up to
+   * Number.MAX_SAFE_INTEGER) back to every policy's bucket for `key`, never
+   * above capacity: a refund to a full bucket changes nothing. It never
+   * rejects for a store failure (see Settlement.applied); a bad key or cost
+   * rejects with TypeError or CostError.
+   */
+  refund(key: string, options?: ConsumeOptions): Promise<Settlement> {
+    try {
+      assertKey(key);
+      const bounded = boundKey(key);
+      const cost = costOf(options);
+      const problem = checkAmount(cost, 1);
+      if (problem !== undefined) throw new CostError(cost, problem);
+      const done = this.#adjust(bounded, -cost, "refund", this.store, this.policies);
+      return done.then((settlement) => {
+        if (settlement.applied) this.#waiters.wake(bounded);
+        return settlement;
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * reserve decides and spends `cost` (the estimate) exactly like `consume`,
+   * and returns a Reservation to settle with the real cost once known.
+   */
+  async reserve(key: string, options?: ConsumeOptions): Promise<Reservation> {
+    const cost = costOf(options);
+    const decision = await this.check(key, cost, true, this.policies);
+    let settled: Promise<Settlement> | undefined;
+    const insured = decision.reason === "insurance";
+    const settle = (actual: number): Promise<Settlement> => {
+      if (settled !== undefined) return settled;
+      const problem = checkAmount(actual, 0);
+      if (problem !== undefined) return Promise.reject(new CostError(actual, problem));
+      if (!decision.allowed || decision.reason === "fail-open") settled = NOTHING;
+      else if (actual === cost) settled = Promise.resolve({ extra: 0, dropped: 0, applied: true });
+      else {
+        // An estimate the insurance limiter spent is settled there, where it was charged.
+        const store = insured ? (this.#insurance as MemoryStore) : this.store;
+        const list = insured ? this.#scale(this.policies) : this.policies;
+        settled = this.#adjust(key, actual - cost, "settle", store, list);
+      }
+      return settled;
+    };
+    return { decision, cost, settle, cancel: () => settle(0) };
+  }
+
+  /**
+   * block keeps `key` out for `ms` milliseconds (1 ms to 365 days) from the
+   * store's now, on every instance sharing the store: its requests are denied
+   * with `reason: "blocked"` and nothing is spent. A block in force that ends
+   * later is kept; `reset(key)` lifts it. Rejects when the store fails.
+   */
+  async block(key: string, ms: number): Promise<void> {
+    assertKey(key);
+    key = boundKey(key);
+    if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1 || ms > MAX_INTERVAL) {
+      throw new RangeError(
+        `floodgate: block(key, ms) takes whole milliseconds from 1 to ${MAX_INTERVAL}, got ${String(ms)}`,
+      );
+    }
+    const store = this.store;
+    if (store.block === undefined) throw noSupport("block", store);
+    this.#denials?.delete(key);
+    try {
+      const reply = await this.#within(store.block(key, this.policies, ms));
+      const until = reply[2 + 2 * this.policies.length] as number;
+      if (this.events.wants.block) this.events.emit("block", key, until, undefined);
+    } catch (error) {
+      this.#adjustFailed(error, "block", key);
+      throw error;
+    }
+  }
+
+  /**
+   * adjust charges `delta` after the fact to `store`, once: a failure is
+   * counted and emitted, and the promise still resolves (applied false).
+   */
+  #adjust(
+    key: string,
+    delta: number,
+    operation: "refund" | "settle",
+    store: Store,
+    list: readonly Policy[],
+  ): Promise<Settlement> {
+    if (store.adjust === undefined) return Promise.reject(noSupport(operation, store));
+    this.#denials?.delete(key);
+    const done = (reply: StoreReply): Settlement => {
+      const dropped = reply[1] as number;
+      const events = this.events;
+      if (operation === "refund") {
+        if (events.wants.refund) events.emit("refund", key, -delta);
+      } else if (events.wants.settle) events.emit("settle", key, delta, dropped);
+      return { extra: delta, dropped, applied: true };
+    };
+    const failed = (error: unknown): Settlement => {
+      this.#adjustFailed(error, operation, key);
+      return FAILED;
+    };
+    try {
+      const reply = store.adjust(key, list, delta);
+      if (!(reply instanceof Promise)) return Promise.resolve(done(reply));
+      return this.#within(reply).then(done, failed);
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
+  }
+
+  #adjustFailed(error: unknown, operation: AdjustOperation, key: string): void {
+    this.#stats.settleErrors++;
+    if (this.events.wants["settle-error"]) this.events.emit("settle-error", error, operation, key);
+  }
+
+  /** within rejects with StoreTimeoutError when a network store misses its deadline. */
+  async #within<T>(work: T | Promise<T>): Promise<T> {
+    if (!this.#remote || !(work instanceof Promise)) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreTimeoutError(this.#timeout)), this.#timeout);
+    });
+    try {
+      return await Promise.race([work, late]);
+    } finally {
+      clearTimeout(timer);
+      work.catch(() => {});
+    }
+  }
+
+  /** blockStarted tells listeners that a denial started a block (a policy's blockFor). */
+  #blockStarted(key: string, list: readonly Policy[], reply: StoreReply, cost: number): void {
+    let policy: Policy | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i] as Policy;
+      if (p.blockFor > 0 && (reply[2 + 2 * i] as number) < cost) {
+        if (policy === undefined || p.blockFor > policy.blockFor) policy = p;
+      }
+    }
+    this.events.emit("block", key, reply[2 + 2 * list.length] as number, policy?.name);
+  }
+
+  /**
+   * reset forgets `key`: its next request sees full buckets and any block is
+   * lifted, under this limiter's policies and every policy the HTTP layer has
+   * charged through it (tiers, route policies).
    */
   async reset(key: string): Promise<void> {
     assertKey(key);
@@ -517,9 +722,21 @@ export class RateLimiter {
     }
     if (this.#remote) return this.#remoteCheck(key, cost, spend, list);
     const reply = this.store.consume(key, list, cost, spend);
-    if (this.#sync) return this.#repeats.decide(key, list, reply as StoreReply, cost);
+    if (this.#sync) {
+      if ((reply as StoreReply)[1] === BLOCK_STARTED && this.events.wants.block) {
+        this.#blockStarted(key, list, reply as StoreReply, cost);
+      }
+      return this.#repeats.decide(key, list, reply as StoreReply, cost);
+    }
     if (reply instanceof Promise) {
-      return reply.then((r) => decide(list, r, cost, "store"));
+      return reply.then((r) => {
+        if (r[1] === BLOCK_STARTED && this.events.wants.block)
+          this.#blockStarted(key, list, r, cost);
+        return decide(list, r, cost, "store");
+      });
+    }
+    if (reply[1] === BLOCK_STARTED && this.events.wants.block) {
+      this.#blockStarted(key, list, reply, cost);
     }
     return this.#repeats.decide(key, list, reply, cost);
   }
@@ -572,7 +789,7 @@ export class RateLimiter {
     }
     if (!(reply instanceof Promise)) {
       this.#succeeded();
-      return this.#stored(key, cost, list, sentAt, reply);
+      return this.#stored(key, cost, spend, list, sentAt, reply);
     }
     return new Promise<Decision>((resolve) => {
       const call: Call = {
@@ -596,7 +813,7 @@ export class RateLimiter {
           }
           call.done = true;
           this.#succeeded();
-          resolve(this.#stored(key, cost, list, sentAt, r));
+          resolve(this.#stored(key, cost, spend, list, sentAt, r));
         },
         (error: unknown) => {
           if (call.done) return;
@@ -612,17 +829,29 @@ export class RateLimiter {
   #stored(
     key: string,
     cost: number,
+    spend: boolean,
     list: readonly Policy[],
     sentAt: number,
     reply: StoreReply,
   ): Decision {
+    if (reply[1] === BLOCK_STARTED && this.events.wants.block) {
+      this.#blockStarted(key, list, reply, cost);
+    }
     const decision = decide(list, reply, cost, "store");
     const denials = this.#denials;
     if (denials === undefined) return decision;
     if (!decision.allowed) {
+      // A consume that a peek's denial would answer must reach the store, where it starts a block.
+      if (!spend && list.some((p) => p.blockFor > 0)) return decision;
       if (denials.size >= MAX_CACHED) this.#trimDenials(denials);
+      let beyond = 0;
+      if (decision.reason === "blocked") {
+        const left = (reply[2 + 2 * list.length] as number) - decision.now;
+        if (decision.retryAfter > left) beyond = decision.retryAfter - left;
+      }
       denials.set(key, {
-        until: sentAt + decision.retryAfter,
+        until: sentAt + decision.retryAfter - beyond,
+        beyond,
         cost,
         list,
         decision,
@@ -763,7 +992,9 @@ export class RateLimiter {
           capacity,
           refillRate,
           interval,
-          window: Math.ceil(capacity / refillRate) * interval,
+          window: windowOf(capacity, refillRate, interval),
+          maxDebt: Math.floor(p.maxDebt / n),
+          blockFor: p.blockFor,
         });
       });
       this.#scaled.set(list, scaled);
@@ -772,9 +1003,24 @@ export class RateLimiter {
   }
 }
 
+/** NOTHING settles a reservation that spent nothing in the store. */
+const NOTHING: Promise<Settlement> = Promise.resolve(
+  Object.freeze({ extra: 0, dropped: 0, applied: false }),
+);
+const FAILED: Settlement = Object.freeze({ extra: 0, dropped: 0, applied: false });
+
+function noSupport(operation: AdjustOperation, store: Store): ConfigError {
+  return new ConfigError(
+    "store",
+    store,
+    `has no ${operation === "block" ? "block" : "adjust"} method, so ${operation} cannot work`,
+    "use MemoryStore or RedisStore, or implement Store.adjust and Store.block",
+  );
+}
+
 /** cachedDecision answers from a denial still in force; only the wait has moved on. */
 function cachedDecision(hit: Denial, now: number): Decision {
-  const retryAfter = Math.ceil(hit.until - now);
+  const retryAfter = Math.ceil(hit.until - now) + hit.beyond;
   // Within one millisecond the answer is the same: give the same frozen Decision (see RepeatMemo).
   if (hit.last !== undefined && hit.last.retryAfter === retryAfter) {
     // Frozen once it is handed out twice, as RepeatMemo does.
@@ -795,7 +1041,8 @@ function cachedDecision(hit: Denial, now: number): Decision {
     resetAt: d.resetAt,
     retryAfter,
     policies: d.policies,
-    reason: "cached",
+    // A block replayed from the cache is still a block (Retry-After is its time left).
+    reason: d.reason === "blocked" ? "blocked" : "cached",
     // The store's clock has moved on by as much as the wait has shrunk.
     now: d.now + d.retryAfter - retryAfter,
   };

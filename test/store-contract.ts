@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type Decision, RateLimiter, type Store } from "../src/index.js";
+import {
+  type Decision,
+  RateLimiter,
+  type Reservation,
+  type Settlement,
+  type Store,
+} from "../src/index.js";
 import vectors from "./vectors.json" with { type: "json" };
 
 /**
@@ -12,8 +18,10 @@ interface Step {
   at: number;
   key: string;
   cost?: number;
-  op?: "consume" | "peek" | "reset";
-  expect?: Partial<Record<keyof Decision, unknown>>;
+  actual?: number;
+  ms?: number;
+  op?: "consume" | "peek" | "reset" | "refund" | "reserve" | "settle" | "cancel" | "block";
+  expect?: Partial<Record<keyof Decision | keyof Settlement, unknown>>;
 }
 
 /** storeContract runs the shared test vectors and behaviours against one store. */
@@ -24,20 +32,42 @@ export function storeContract(name: string, factory: StoreFactory): void {
         let t = 0;
         const store = await factory(() => t);
         const limiter = new RateLimiter({ policies: c.policies, store });
+        let reservation: Reservation | undefined;
         try {
           for (const [i, step] of (c.steps as Step[]).entries()) {
             t = step.at;
+            const where = `${c.name}, step ${i} at ${step.at}`;
             if (step.op === "reset") {
               await limiter.reset(step.key);
               continue;
             }
+            if (step.op === "block") {
+              await limiter.block(step.key, step.ms as number);
+              continue;
+            }
             const options = { cost: step.cost ?? 1 };
-            const d =
-              step.op === "peek"
-                ? await limiter.peek(step.key, options)
-                : await limiter.consume(step.key, options);
+            if (step.op === "refund" || step.op === "settle" || step.op === "cancel") {
+              const settled =
+                step.op === "refund"
+                  ? await limiter.refund(step.key, options)
+                  : step.op === "settle"
+                    ? await (reservation as Reservation).settle(step.actual as number)
+                    : await (reservation as Reservation).cancel();
+              expect(settled, where).toMatchObject(step.expect ?? {});
+              continue;
+            }
+            let d: Decision;
+            if (step.op === "reserve") {
+              reservation = await limiter.reserve(step.key, options);
+              d = reservation.decision;
+            } else {
+              d =
+                step.op === "peek"
+                  ? await limiter.peek(step.key, options)
+                  : await limiter.consume(step.key, options);
+            }
             const { policies, ...top } = step.expect ?? {};
-            expect(d, `${c.name}, step ${i} at ${step.at}`).toMatchObject(top);
+            expect(d, where).toMatchObject(top);
             if (policies) {
               expect(d.policies, `${c.name}, step ${i} policies`).toMatchObject(policies as object);
             }

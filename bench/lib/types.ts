@@ -43,10 +43,19 @@ export interface Target {
   met: boolean | null;
 }
 
+/** Figure is one measured figure by a name stable across runs, for `--baseline` comparisons. */
+export interface Figure {
+  name: string;
+  value: number;
+  better: "higher" | "lower";
+}
+
 export interface Section {
   markdown: string;
   targets: Target[];
   summary?: unknown;
+  /** The scenario's own figures (beyond data.speed and data.heap), compared against a baseline. */
+  figures?: Figure[];
 }
 
 export interface Scenario {

@@ -82,20 +82,42 @@ async function nodeRedisClient(port: number) {
   return client;
 }
 
+/**
+ * floodgateOver builds a RateLimiter over a RedisStore on `client`: one
+ * policy, or with `policies: 2` a second one as well (per second and per
+ * hour, both out of reach on admit runs), which the script decides in the
+ * same call.
+ */
 async function floodgateOver(
   client: unknown,
   limits: Limits,
   close: () => Promise<unknown>,
+  policies: 1 | 2 = 1,
 ): Promise<Instance> {
   const { RateLimiter, RedisStore } = await loadFloodgate();
   const store = new RedisStore({
     client: client as ConstructorParameters<typeof RedisStore>[0]["client"] & object,
     timeout: TIMEOUT,
   });
-  const limiter = new RateLimiter({
-    policy: { capacity: limits.capacity, refillRate: 1, interval: limits.windowMs },
-    store,
-  });
+  const hour = {
+    name: "hour",
+    capacity: limits.capacity,
+    refillRate: 1,
+    interval: limits.windowMs,
+  };
+  const limiter =
+    policies === 1
+      ? new RateLimiter({
+          policy: { capacity: limits.capacity, refillRate: 1, interval: limits.windowMs },
+          store,
+        })
+      : new RateLimiter({
+          policies: [
+            { name: "second", capacity: limits.capacity, refillRate: 1, interval: 1000 },
+            hour,
+          ],
+          store,
+        });
   return {
     decide: async function floodgateDecide(key) {
       return (await limiter.consume(key)).allowed;
@@ -128,6 +150,16 @@ const floodgateNodeRedis: RedisContender = {
   async create(port, limits) {
     const client = await nodeRedisClient(port);
     return floodgateOver(client, limits, () => client.close());
+  },
+};
+
+const floodgateIoredis2: RedisContender = {
+  id: "floodgate-ioredis-2p",
+  label: `floodgate RedisStore + ioredis ${version("ioredis")}, two policies`,
+  call: "await limiter.consume(key) (RedisStore over ioredis; per-second and per-hour policy)",
+  async create(port, limits) {
+    const client = await ioredisClient(port);
+    return floodgateOver(client, limits, () => client.quit(), 2);
   },
 };
 
@@ -179,6 +211,60 @@ const rateLimiterFlexible: RedisContender = {
   },
 };
 
+const rateLimiterFlexibleNodeRedis: RedisContender = {
+  id: "rate-limiter-flexible-node-redis",
+  label: `rate-limiter-flexible ${version("rate-limiter-flexible")} RateLimiterRedis + node-redis`,
+  call: "await limiter.consume(key) (RateLimiterRedis over node-redis, useRedisPackage: true; rejects when limited)",
+  async create(port, limits) {
+    const { RateLimiterRedis } = await import("rate-limiter-flexible");
+    const client = await nodeRedisClient(port);
+    const limiter = new RateLimiterRedis({
+      storeClient: client,
+      useRedisPackage: true,
+      points: limits.capacity,
+      duration: limits.windowMs / 1000,
+    });
+    return {
+      decide: function rateLimiterFlexibleNodeRedisDecide(key) {
+        return limiter.consume(key).then(
+          () => true,
+          (res: unknown) => {
+            if (res instanceof Error) throw res;
+            return false; // a RateLimiterRes: limited
+          },
+        );
+      },
+      close: async () => {
+        await client.close();
+      },
+    };
+  },
+};
+
+const rateLimitRedisNodeRedis: RedisContender = {
+  id: "rate-limit-redis-node-redis",
+  label: `rate-limit-redis ${version("rate-limit-redis")} (express-rate-limit's store) + node-redis`,
+  call: "await store.increment(key) (as express-rate-limit calls it; sendCommand = client.sendCommand(args))",
+  async create(port, limits) {
+    const { RedisStore } = await import("rate-limit-redis");
+    const client = await nodeRedisClient(port);
+    const store = new RedisStore({
+      // As rate-limit-redis documents it for node-redis.
+      sendCommand: (...args: string[]) => client.sendCommand(args) as Promise<number>,
+    });
+    store.init({ windowMs: limits.windowMs } as Parameters<typeof store.init>[0]);
+    const max = limits.capacity;
+    return {
+      decide: async function rateLimitRedisNodeRedisDecide(key) {
+        return (await store.increment(key)).totalHits <= max;
+      },
+      close: async () => {
+        await client.close();
+      },
+    };
+  },
+};
+
 const rateLimitRedis: RedisContender = {
   id: "rate-limit-redis",
   label: `rate-limit-redis ${version("rate-limit-redis")} (express-rate-limit's store) + ioredis`,
@@ -208,8 +294,11 @@ const rateLimitRedis: RedisContender = {
 export const REDIS_CONTENDERS: readonly RedisContender[] = [
   floodgateIoredis,
   floodgateNodeRedis,
+  floodgateIoredis2,
   rateLimiterFlexible,
   rateLimitRedis,
+  rateLimiterFlexibleNodeRedis,
+  rateLimitRedisNodeRedis,
   floodgateMemory,
 ];
 

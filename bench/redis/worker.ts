@@ -37,6 +37,39 @@ export interface RedisCaseResult {
   /** Share answered from floodgate's cached denials. */
   cached: number;
   decisions: number;
+  /**
+   * `INFO commandstats` over the timed part (CONFIG RESETSTAT just before
+   * it), for the script commands (EVAL, EVALSHA, their _RO forms, FCALL):
+   * Redis's own microseconds per script call (`usec` ÷ `calls`: the time the
+   * call took inside Redis, the script's commands included), the names seen,
+   * and script calls per decision. Absent for the local reference.
+   */
+  scriptUsPerCall?: number;
+  scriptCallsPerDecision?: number;
+  scriptCommands?: string[];
+}
+
+/** Commands that run a script: their `usec` includes the commands the script calls. */
+const SCRIPT_COMMANDS = new Set(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]);
+
+interface ScriptStats {
+  calls: number;
+  usec: number;
+  commands: string[];
+}
+
+/** scriptStats sums the script commands' `calls` and `usec` from `INFO commandstats`. */
+async function scriptStats(monitor: Redis): Promise<ScriptStats> {
+  const info = await monitor.info("commandstats");
+  const out: ScriptStats = { calls: 0, usec: 0, commands: [] };
+  for (const line of info.split("\n")) {
+    const m = /^cmdstat_([a-z_|]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (!m || !SCRIPT_COMMANDS.has(m[1] as string)) continue;
+    out.calls += Number(m[2]);
+    out.usec += Number(m[3]);
+    out.commands.push(m[1] as string);
+  }
+  return out;
 }
 
 const ADMIT: Limits = { capacity: 1e9, windowMs: 3_600_000 };
@@ -110,11 +143,13 @@ async function main(): Promise<void> {
     for (const key of keys) await instance.decide(key);
     await drive(instance.decide, keys, inFlight, job.warmupMs);
     const before = instance.counters?.() ?? ZERO;
+    await monitor?.config("RESETSTAT");
     const redisBefore = await redisCpu(monitor);
     const cpu = process.cpuUsage();
     const run = await drive(instance.decide, keys, inFlight, job.durationMs);
     const used = process.cpuUsage(cpu);
     const redisUsed = (await redisCpu(monitor)) - redisBefore;
+    const script = monitor === undefined ? undefined : await scriptStats(monitor);
     const after = instance.counters?.() ?? ZERO;
     const clientUs = used.user + used.system;
     out[name] = {
@@ -126,6 +161,13 @@ async function main(): Promise<void> {
       fallbacks: (after.fallbacks - before.fallbacks) / run.decisions,
       cached: (after.cached - before.cached) / run.decisions,
       decisions: run.decisions,
+      ...(script === undefined
+        ? {}
+        : {
+            scriptUsPerCall: script.calls > 0 ? script.usec / script.calls : Number.NaN,
+            scriptCallsPerDecision: script.calls / run.decisions,
+            scriptCommands: script.commands,
+          }),
     };
     await instance.close();
   }

@@ -5,7 +5,7 @@ import { type RedisServer, startRedis } from "../../test/helpers/redis-server.js
 import { rotate, runChild } from "../lib/child.js";
 import { median, pairedRatio, ratio } from "../lib/stats.js";
 import { table } from "../lib/table.js";
-import type { Config, RunData, Scenario, Target } from "../lib/types.js";
+import type { Config, Figure, RunData, Scenario, Target } from "../lib/types.js";
 import { REDIS_CONTENDERS } from "../redis/contenders.js";
 import type { RedisCaseResult, RedisJob } from "../redis/worker.js";
 
@@ -46,9 +46,15 @@ function log(message: string): void {
 
 const CASES = [...IN_FLIGHT.map((n) => `admit-${n}`), REJECT_CASE];
 
+/** The load at which `INFO commandstats` is compared (issue 18): 16 decisions in flight. */
+const STATS_CASE = "admit-16";
+
 function casesOf(id: string): string[] {
   if (id === "floodgate-memory") return [REJECT_CASE];
-  if (id === CEILING) return CASES.filter((c) => c !== REJECT_CASE);
+  // Two policies: only the Redis CPU per call is asked of it.
+  if (id === TWO_POLICIES) return [STATS_CASE];
+  // The ceiling and the peers over node-redis: admit paths only.
+  if (id === CEILING || id.endsWith("-node-redis")) return CASES.filter((c) => c !== REJECT_CASE);
   return CASES;
 }
 
@@ -185,16 +191,16 @@ async function measure(config: Config): Promise<RedisRun> {
 
 // ---- report ----------------------------------------------------------------
 
-function series(
-  r: RedisRun,
-  id: string,
-  name: string,
-  field: keyof RedisCaseResult = "perSecond",
-): number[] {
-  return (r.runs[id]?.[name] ?? []).map((x) => (x === null ? Number.NaN : x[field]));
+/** NumField names the numeric fields of a case result. */
+type NumField = {
+  [K in keyof RedisCaseResult]-?: RedisCaseResult[K] extends number | undefined ? K : never;
+}[keyof RedisCaseResult];
+
+function series(r: RedisRun, id: string, name: string, field: NumField = "perSecond"): number[] {
+  return (r.runs[id]?.[name] ?? []).map((x) => x?.[field] ?? Number.NaN);
 }
 
-function med(r: RedisRun, id: string, name: string, field?: keyof RedisCaseResult): number {
+function med(r: RedisRun, id: string, name: string, field?: NumField): number {
   return median(series(r, id, name, field));
 }
 
@@ -216,15 +222,36 @@ function labelOf(id: string): string {
   return REDIS_CONTENDERS.find((c) => c.id === id)?.label ?? id;
 }
 
-const PEERS = ["rate-limiter-flexible", "rate-limit-redis"];
-const FLOODGATE = ["floodgate-ioredis", "floodgate-node-redis"];
+/** Each floodgate client with the peers over the same client library. */
+const PAIRS: readonly { client: string; floodgate: string; peers: string[] }[] = [
+  {
+    client: "ioredis",
+    floodgate: "floodgate-ioredis",
+    peers: ["rate-limiter-flexible", "rate-limit-redis"],
+  },
+  {
+    client: "node-redis",
+    floodgate: "floodgate-node-redis",
+    peers: ["rate-limiter-flexible-node-redis", "rate-limit-redis-node-redis"],
+  },
+];
+const FLOODGATE = PAIRS.map((p) => p.floodgate);
+const PEERS = PAIRS.flatMap((p) => p.peers);
+const TWO_POLICIES = "floodgate-ioredis-2p";
+/** The script issue 18 measures floodgate's against: rate-limit-redis's, over ioredis. */
+const CPU_PEER = "rate-limit-redis";
+/** Issue 18's bounds on Redis time per script call, as a multiple of CPU_PEER's. */
+const CPU_BOUND = { one: 1.5, two: 2.5 };
 
 function report(data: RunData) {
   const r = data.extra.redis as RedisRun | undefined;
   const targetNames = [
     "Redis: floodgate + ioredis >= 0.95 of the EVALSHA ceiling at 256 in flight",
     "Redis: floodgate + node-redis >= 0.85 of the EVALSHA ceiling at 256 in flight",
-    "Redis: floodgate + ioredis ahead of rate-limiter-flexible and rate-limit-redis at 16 and 256 in flight",
+    "Redis: floodgate + ioredis ahead of rate-limiter-flexible and rate-limit-redis (both over ioredis) at 1, 16 and 256 in flight",
+    "Redis: floodgate + node-redis ahead of rate-limiter-flexible and rate-limit-redis (both over node-redis) at 1, 16 and 256 in flight",
+    `Redis time per script call (INFO commandstats, 16 in flight), one policy: floodgate <= ${CPU_BOUND.one}x of rate-limit-redis`,
+    `Redis time per script call (INFO commandstats, 16 in flight), two policies: floodgate <= ${CPU_BOUND.two}x of rate-limit-redis`,
     "Redis: all-rejected path through RedisStore at in-memory speed (>= 0.9 of MemoryStore's reject path)",
   ];
   if (r === undefined || !r.measured) {
@@ -245,7 +272,7 @@ function report(data: RunData) {
     micros(med(r, id, "admit-256", "clientCpuUs")),
   ]);
   const vsRows = FLOODGATE.filter((id) => r.runs[id]).flatMap((f) =>
-    PEERS.filter((p) => r.runs[p]).map((p) => [
+    PEERS.filter((p) => r.runs[p]?.["admit-1"]).map((p) => [
       `${labelOf(f)} ÷ ${labelOf(p)}`,
       ...admit.map((name) => ratio(pair(r, f, p, name))),
     ]),
@@ -278,24 +305,63 @@ function report(data: RunData) {
     measured: ratio(nr),
     met: Number.isFinite(nr) ? nr >= 0.85 : null,
   });
-  const ahead = PEERS.flatMap((p) =>
-    ["admit-16", "admit-256"].map((name) => ({
-      p,
-      name,
-      v: pair(r, "floodgate-ioredis", p, name),
-    })),
-  );
-  targets.push({
-    target: targetNames[2] as string,
-    measured: ahead.map((a) => `${ratio(a.v)} of ${a.p} at ${a.name.slice(6)}`).join("; "),
-    met: ahead.every((a) => Number.isFinite(a.v)) ? ahead.every((a) => a.v > 1) : null,
+  PAIRS.forEach((p, i) => {
+    const ahead = p.peers.flatMap((peer) =>
+      admit.map((name) => ({ peer, name, v: pair(r, p.floodgate, peer, name) })),
+    );
+    const peerName = (id: string) => id.replace(/-node-redis$/, "");
+    targets.push({
+      target: targetNames[2 + i] as string,
+      measured: ahead
+        .map((a) => `${ratio(a.v)} of ${peerName(a.peer)} at ${a.name.slice(6)}`)
+        .join("; "),
+      met: ahead.every((a) => Number.isFinite(a.v)) ? ahead.every((a) => a.v > 1) : null,
+    });
+  });
+  const usOf = (id: string) => med(r, id, STATS_CASE, "scriptUsPerCall");
+  const usRatio = (id: string) =>
+    pairedRatio(
+      series(r, id, STATS_CASE, "scriptUsPerCall"),
+      series(r, CPU_PEER, STATS_CASE, "scriptUsPerCall"),
+    );
+  const flexible = `; rate-limiter-flexible ${micros(usOf("rate-limiter-flexible"))}`;
+  for (const [i, id, bound] of [
+    [4, "floodgate-ioredis", CPU_BOUND.one],
+    [5, TWO_POLICIES, CPU_BOUND.two],
+  ] as const) {
+    const v = usRatio(id);
+    targets.push({
+      target: targetNames[i] as string,
+      measured: `${ratio(v)} (${micros(usOf(id))} against ${micros(usOf(CPU_PEER))}${flexible})`,
+      met: Number.isFinite(v) ? v <= bound : null,
+    });
+  }
+  const statsIds = REDIS_CONTENDERS.filter((c) => !c.local)
+    .map((c) => c.id)
+    .filter((id) => r.runs[id]?.[STATS_CASE]);
+  const statsRows = statsIds.map((id) => {
+    const commands = new Set(
+      (r.runs[id]?.[STATS_CASE] ?? []).flatMap((x) => x?.scriptCommands ?? []),
+    );
+    return [
+      labelOf(id),
+      [...commands].map((c) => c.toUpperCase()).join(", ") || "–",
+      micros(usOf(id)),
+      med(r, id, STATS_CASE, "scriptCallsPerDecision").toFixed(2),
+      micros(
+        med(r, id, STATS_CASE, "scriptUsPerCall") *
+          med(r, id, STATS_CASE, "scriptCallsPerDecision"),
+      ),
+      ratio(usRatio(id)),
+      micros(med(r, id, STATS_CASE, "redisCpuUs")),
+    ];
   });
   const rej = pairedRatio(
     series(r, "floodgate-ioredis", REJECT_CASE, "perCpuSecond"),
     series(r, "floodgate-memory", REJECT_CASE, "perCpuSecond"),
   );
   targets.push({
-    target: targetNames[3] as string,
+    target: targetNames[6] as string,
     measured: `${ratio(rej)} (ioredis, per client CPU-second)`,
     met: Number.isFinite(rej) ? rej >= 0.9 : null,
   });
@@ -323,6 +389,27 @@ function report(data: RunData) {
       speedRows,
     ),
     "",
+    "Redis time per script call, read from `INFO commandstats` in the same rounds (`CONFIG",
+    "RESETSTAT` just before each contender's timed part; each contender alone on the server, 16",
+    "decisions in flight, every decision admitted so each reaches Redis): `usec` ÷ `calls` of the",
+    "script commands, the time each call took inside Redis with the commands the script runs.",
+    "Medians over rounds; the ratio is the median of per-round ratios to rate-limit-redis + ioredis.",
+    "The last column is redis-server's own CPU time (INFO cpu) per decision over the same part: it",
+    "includes any command that is not a script, and Redis's network work.",
+    "",
+    table(
+      [
+        "contender",
+        "script command",
+        "µs per script call",
+        "script calls per decision",
+        "script µs per decision",
+        "÷ rate-limit-redis",
+        "Redis CPU / decision (INFO cpu)",
+      ],
+      statsRows,
+    ),
+    "",
     "floodgate ÷ each peer (same run, paired by round):",
     "",
     table(["ratio", ...IN_FLIGHT.map((n) => `${n} in flight`)], vsRows),
@@ -344,7 +431,36 @@ function report(data: RunData) {
       rejectRows,
     ),
   ].join("\n");
-  return { markdown, targets };
+  const figures: Figure[] = [];
+  for (const [id, byCase] of Object.entries(r.runs)) {
+    for (const name of Object.keys(byCase)) {
+      const local = name === REJECT_CASE;
+      figures.push({
+        name: `redis ${name} ${id} (decisions/${local ? "client CPU-s" : "s"})`,
+        value: med(r, id, name, local ? "perCpuSecond" : "perSecond"),
+        better: "higher",
+      });
+      if (name === STATS_CASE && id !== CEILING) {
+        figures.push({
+          name: `redis ${name} ${id} (µs per script call)`,
+          value: usOf(id),
+          better: "lower",
+        });
+      }
+    }
+  }
+  for (const p of PAIRS) {
+    for (const peer of p.peers) {
+      for (const name of admit) {
+        figures.push({
+          name: `redis ${name} ${p.floodgate} ÷ ${peer}`,
+          value: pair(r, p.floodgate, peer, name),
+          better: "higher",
+        });
+      }
+    }
+  }
+  return { markdown, targets, figures };
 }
 
 /**

@@ -5,16 +5,24 @@ import type { Policy } from "./policy.js";
  * DecisionReason says which path decided: `"store"` (the store's buckets),
  * `"cached"` (a denial the store gave earlier, still in force), `"insurance"`
  * (the store failed; an in-process limiter decided), `"fail-open"` or
- * `"fail-closed"` (the store failed; `onStoreError` said allow or deny).
+ * `"fail-closed"` (the store failed; `onStoreError` said allow or deny),
+ * `"blocked"` (the key is blocked: by `limiter.block`, or by a policy's
+ * `blockFor` after a denial, this one included).
  */
-export type DecisionReason = "store" | "cached" | "insurance" | "fail-open" | "fail-closed";
+export type DecisionReason =
+  | "store"
+  | "cached"
+  | "insurance"
+  | "fail-open"
+  | "fail-closed"
+  | "blocked";
 
 /** PolicyState is one policy's bucket after a decision. Times are epoch ms, durations ms. */
 export interface PolicyState {
   readonly name: string;
   /** The policy's capacity. */
   readonly limit: number;
-  /** Tokens left after this request. */
+  /** Tokens left after this request; never below 0, even when the bucket is in debt. */
   readonly remaining: number;
   /** Epoch ms of the bucket's next refill. */
   readonly resetAt: number;
@@ -53,12 +61,22 @@ export interface Decision {
 
 /**
  * StoreReply is what a store answers, flat so a Lua script can return it as
- * is: `[now, allowed (1 or 0), tokens_0, refilledAt_0, tokens_1, refilledAt_1, ...]`,
- * one pair per policy in order, after the request was (or was not) charged.
+ * is: `[now, allowed, tokens_0, refilledAt_0, tokens_1, refilledAt_1, ...]`,
+ * one pair per policy in order, after the request was (or was not) charged
+ * (tokens may be negative: debt). `allowed` is 1 (allowed), 0 (denied),
+ * BLOCKED (denied by a block in force) or BLOCK_STARTED (denied, and the
+ * denial started a block); for these two one more number follows the
+ * pairs: the epoch ms the block ends.
  */
 export type StoreReply = ArrayLike<number>;
 
+/** BLOCKED is a StoreReply's `allowed` when a block in force denied the request. */
+export const BLOCKED = 2;
+/** BLOCK_STARTED is a StoreReply's `allowed` when this denial started a block (a policy's `blockFor`). */
+export const BLOCK_STARTED = 3;
+
 const scratch: BucketState = { tokens: 0, refilledAt: 0 };
+const MAX = Number.MAX_SAFE_INTEGER;
 
 /**
  * decide turns a store's reply into a Decision: pure, and the only place
@@ -72,6 +90,7 @@ export function decide(
 ): Decision {
   const now = reply[0] as number;
   const allowed = reply[1] === 1;
+  if (!allowed && (reply[1] as number) >= BLOCKED) return decideBlocked(list, reply, cost, now);
   if (list.length === 1) return decideOne(list[0] as Policy, reply, cost, reason, now, allowed);
   const states: PolicyState[] = new Array(list.length);
   let pick = 0;
@@ -82,7 +101,7 @@ export function decide(
     const state: PolicyState = {
       name: p.name,
       limit: p.capacity,
-      remaining: scratch.tokens,
+      remaining: Math.max(scratch.tokens, 0),
       resetAt: scratch.refilledAt + p.interval,
       retryAfter: allowed ? 0 : retryAfter(p, scratch, cost, now),
       policy: p,
@@ -116,13 +135,14 @@ function decideOne(
   now: number,
   allowed: boolean,
 ): Decision {
-  const tokens = reply[2] as number;
+  let tokens = reply[2] as number;
   const resetAt = (reply[3] as number) + p.interval;
   let wait = 0;
   if (!allowed) {
     scratch.tokens = tokens;
     scratch.refilledAt = reply[3] as number;
     wait = retryAfter(p, scratch, cost, now);
+    if (tokens < 0) tokens = 0;
   }
   const state: PolicyState = {
     name: p.name,
@@ -141,6 +161,55 @@ function decideOne(
     retryAfter: wait,
     policies: [state],
     reason,
+    now,
+  };
+}
+
+/**
+ * decideBlocked answers a request a block denied: every policy waits for the
+ * block's end, or for its own bucket when that is later; the reported
+ * policy is the one whose own bucket waits longest (the first listed on a
+ * tie), so a block started by a policy's blockFor reports that policy.
+ */
+function decideBlocked(
+  list: readonly Policy[],
+  reply: StoreReply,
+  cost: number,
+  now: number,
+): Decision {
+  const n = list.length;
+  const left = Math.min(MAX, Math.max(1, (reply[2 + 2 * n] as number) - now));
+  const states: PolicyState[] = new Array(n);
+  let pick = 0;
+  let longest = -1;
+  for (let i = 0; i < n; i++) {
+    const p = list[i] as Policy;
+    scratch.tokens = reply[2 + 2 * i] as number;
+    scratch.refilledAt = reply[3 + 2 * i] as number;
+    const wait = retryAfter(p, scratch, cost, now);
+    if (wait > longest) {
+      longest = wait;
+      pick = i;
+    }
+    states[i] = {
+      name: p.name,
+      limit: p.capacity,
+      remaining: Math.max(scratch.tokens, 0),
+      resetAt: scratch.refilledAt + p.interval,
+      retryAfter: Math.max(wait, left),
+      policy: p,
+    };
+  }
+  const top = states[pick] as PolicyState;
+  return {
+    allowed: false,
+    policy: top.name,
+    limit: top.limit,
+    remaining: top.remaining,
+    resetAt: top.resetAt,
+    retryAfter: top.retryAfter,
+    policies: states,
+    reason: "blocked",
     now,
   };
 }

@@ -15,8 +15,8 @@ describe("boundKey", () => {
     // 21 three-byte characters are 63 bytes; 22 are 66.
     ["€".repeat(21), true],
     ["€".repeat(22), false],
-    ["a".repeat(62) + "é", true],
-    ["a".repeat(63) + "é", false],
+    [`${"a".repeat(62)}é`, true],
+    [`${"a".repeat(63)}é`, false],
     ["x".repeat(15_000), false],
   ])("%j kept as it is: %s", (key, kept) => {
     const held = boundKey(key);

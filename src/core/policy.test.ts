@@ -1,12 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "./errors.js";
-import { checkCost, parseDuration, policies, policy } from "./policy.js";
+import { checkAmount, checkCost, parseDuration, policies, policy } from "./policy.js";
 
 const ok = { capacity: 10, refillRate: 2, interval: 1000 };
 
 describe("policy validation", () => {
   it("accepts a policy and derives the time to refill from empty", () => {
-    expect(policy(ok)).toEqual({ name: "default", ...ok, window: 5000 });
+    expect(policy(ok)).toEqual({
+      name: "default",
+      ...ok,
+      window: 5000,
+      maxDebt: 10,
+      blockFor: 0,
+    });
     expect(policy({ capacity: 5, refillRate: 2, interval: "1s" }).window).toBe(3000);
   });
   it("takes a policy kept in a const, where TypeScript widens its interval to string", () => {
@@ -31,6 +37,15 @@ describe("policy validation", () => {
     ["interval", -1000],
     ["interval", "soon"],
     ["interval", Number.NaN],
+    ["maxDebt", -1],
+    ["maxDebt", 1.5],
+    ["maxDebt", "5"],
+    ["maxDebt", Number.MAX_SAFE_INTEGER],
+    ["blockFor", 0],
+    ["blockFor", -5],
+    ["blockFor", 2.5],
+    ["blockFor", "forever"],
+    ["blockFor", 366 * 86_400_000],
   ])("rejects %s = %s naming the option, the value and the fix", (field, value) => {
     const error = (() => {
       try {
@@ -45,6 +60,23 @@ describe("policy validation", () => {
     expect(e.code).toBe("ERR_FLOODGATE_CONFIG");
     expect(e.message).toContain(`"policies[0].${field}"`);
     expect(e.message).toContain("Fix:");
+  });
+
+  it("takes capacity, refill and debt up to Number.MAX_SAFE_INTEGER, no further", () => {
+    const max = Number.MAX_SAFE_INTEGER;
+    const big = policy({ capacity: max, refillRate: max, interval: 1000, maxDebt: 0 });
+    expect(big).toMatchObject({ capacity: max, refillRate: max, maxDebt: 0, window: 1000 });
+    expect(() => policy({ capacity: max, refillRate: 1, interval: 1000 })).toThrow(
+      /"policy.maxDebt" must be an integer from 0 to 0/,
+    );
+    // The time to refill from empty saturates rather than passing 2^53.
+    expect(
+      policy({ capacity: 2 ** 52, refillRate: 1, interval: 86_400_000, maxDebt: 0 }).window,
+    ).toBe(max);
+    expect(policy({ ...ok, maxDebt: 0, blockFor: "1m" })).toMatchObject({
+      maxDebt: 0,
+      blockFor: 60_000,
+    });
   });
 
   it("rejects bad names and unknown fields", () => {
@@ -81,6 +113,14 @@ describe("policy validation", () => {
     expect(checkCost(4, list)).toMatch(/"small" capacity 3/);
     for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "1"]) {
       expect(checkCost(bad, list)).toMatch(/whole number >= 1/);
+    }
+  });
+
+  it("checks an amount given after the fact against 2^53, not capacity", () => {
+    expect(checkAmount(Number.MAX_SAFE_INTEGER, 1)).toBeUndefined();
+    expect(checkAmount(0, 0)).toBeUndefined();
+    for (const bad of [0, -1, 1.5, 2 ** 53, Number.NaN, "1", null]) {
+      expect(checkAmount(bad, 1), String(bad)).toMatch(/whole number from 1/);
     }
   });
 });

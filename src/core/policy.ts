@@ -17,15 +17,27 @@ export type Duration = number | `${number}${"ms" | "s" | "m" | "h" | "d"}`;
 export interface PolicyInput {
   /** Label in headers, metrics and store keys: `[A-Za-z0-9_-]{1,64}`. Default `"default"`. */
   name?: string;
-  /** Most tokens the bucket holds: the burst. Integer from 1 to 1e9. */
+  /** Most tokens the bucket holds: the burst. Integer from 1 to `Number.MAX_SAFE_INTEGER`. */
   capacity: number;
-  /** Tokens added every `interval`: the sustained rate. Integer from 1 to 1e9. */
+  /** Tokens added every `interval`: the sustained rate. Integer from 1 to `Number.MAX_SAFE_INTEGER`. */
   refillRate: number;
   /**
    * Milliseconds between refills, or a duration string such as "1s" (see
    * Duration; checked at run time). Integer from 1 ms to 365 days.
    */
   interval: Duration | (string & {});
+  /**
+   * Most tokens a charge made after the fact (`Reservation.settle`) may take
+   * the bucket below zero. Integer >= 0, with `capacity + maxDebt` at most
+   * `Number.MAX_SAFE_INTEGER`. Default `capacity`; 0 allows no debt.
+   */
+  maxDebt?: number;
+  /**
+   * Milliseconds (or a duration string) a key stays blocked once this policy
+   * denies it: every request until then is denied without spending. From 1 ms
+   * to 365 days. Default: no block.
+   */
+  blockFor?: Duration | (string & {});
 }
 
 /** Policy is a validated, frozen PolicyInput with `interval` in milliseconds. */
@@ -35,14 +47,22 @@ export interface Policy {
   readonly refillRate: number;
   /** Milliseconds between refills. */
   readonly interval: number;
-  /** Milliseconds to refill from empty: `ceil(capacity / refillRate) * interval`. */
+  /**
+   * Milliseconds to refill from empty: `ceil(capacity / refillRate) * interval`,
+   * at most `Number.MAX_SAFE_INTEGER`.
+   */
   readonly window: number;
+  /** Most tokens below zero a charge after the fact may leave. */
+  readonly maxDebt: number;
+  /** Milliseconds a denial by this policy blocks the key; 0 for none. */
+  readonly blockFor: number;
 }
 
-const MAX_TOKENS = 1e9;
-const MAX_INTERVAL = 365 * 86_400_000;
+const MAX_TOKENS = Number.MAX_SAFE_INTEGER;
+/** Longest interval, block and manual block: 365 days. */
+export const MAX_INTERVAL = 365 * 86_400_000;
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-const POLICY_KEYS = new Set(["name", "capacity", "refillRate", "interval"]);
+const POLICY_KEYS = new Set(["name", "capacity", "refillRate", "interval", "maxDebt", "blockFor"]);
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** parseDuration turns a Duration into whole milliseconds, or returns NaN when it is not one. */
@@ -56,7 +76,12 @@ export function parseDuration(value: unknown): number {
 
 function integer(option: string, value: unknown, max: number, fix: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new ConfigError(option, value, `must be an integer from 1 to ${max}`, fix);
+    throw new ConfigError(
+      option,
+      value,
+      `must be an integer from 1 to ${max === MAX_TOKENS ? "Number.MAX_SAFE_INTEGER" : max}`,
+      fix,
+    );
   }
   return value;
 }
@@ -80,7 +105,7 @@ export function policy(input: PolicyInput, path = "policy"): Policy {
         `${path}.${key}`,
         (input as unknown as Record<string, unknown>)[key],
         "is not a policy option",
-        "a policy takes only name, capacity, refillRate and interval",
+        "a policy takes only name, capacity, refillRate, interval, maxDebt and blockFor",
       );
     }
   }
@@ -114,13 +139,50 @@ export function policy(input: PolicyInput, path = "policy"): Policy {
       "give the refill period in milliseconds, e.g. interval: 1000",
     );
   }
+  // Only a missing maxDebt takes the default: null is a caller's bug, not "no value".
+  const maxDebt = input.maxDebt === undefined ? capacity : input.maxDebt;
+  if (
+    typeof maxDebt !== "number" ||
+    !Number.isInteger(maxDebt) ||
+    maxDebt < 0 ||
+    maxDebt > MAX_TOKENS - capacity
+  ) {
+    throw new ConfigError(
+      `${path}.maxDebt`,
+      input.maxDebt,
+      `must be an integer from 0 to ${MAX_TOKENS - capacity} (capacity + maxDebt at most Number.MAX_SAFE_INTEGER)`,
+      "give the most tokens a settle may leave owing, e.g. maxDebt: 0 for none, or leave it out (capacity)",
+    );
+  }
+  let blockFor = 0;
+  if (input.blockFor !== undefined) {
+    blockFor = parseDuration(input.blockFor);
+    if (!Number.isInteger(blockFor) || blockFor < 1 || blockFor > MAX_INTERVAL) {
+      throw new ConfigError(
+        `${path}.blockFor`,
+        input.blockFor,
+        `must be whole milliseconds from 1 to ${MAX_INTERVAL} (or a duration such as "1m")`,
+        "give how long a denied key stays out, e.g. blockFor: 60000, or leave it out for no block",
+      );
+    }
+  }
   return Object.freeze({
     name,
     capacity,
     refillRate,
     interval: ms,
-    window: Math.ceil(capacity / refillRate) * ms,
+    window: windowOf(capacity, refillRate, ms),
+    maxDebt,
+    blockFor,
   });
+}
+
+/**
+ * windowOf is `ceil(capacity / refillRate) * interval`, the milliseconds to
+ * refill from empty, saturated at Number.MAX_SAFE_INTEGER.
+ */
+export function windowOf(capacity: number, refillRate: number, interval: number): number {
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.ceil(capacity / refillRate) * interval);
 }
 
 /**
@@ -177,6 +239,24 @@ export function checkCost(cost: unknown, list: readonly Policy[]): string | unde
     if (cost > p.capacity) {
       return `exceeds policy "${p.name}" capacity ${p.capacity}, so it could never pass; split the work or raise the capacity`;
     }
+  }
+  return undefined;
+}
+
+/**
+ * checkAmount validates a token amount given after the fact (a refund, a
+ * settled cost): a whole number from `min` to Number.MAX_SAFE_INTEGER, with
+ * no capacity bound (a refund above capacity fills the bucket; a settle
+ * above it goes into debt).
+ */
+export function checkAmount(amount: unknown, min: 0 | 1): string | undefined {
+  if (
+    typeof amount !== "number" ||
+    !Number.isInteger(amount) ||
+    amount < min ||
+    amount > Number.MAX_SAFE_INTEGER
+  ) {
+    return `must be a whole number from ${min} to Number.MAX_SAFE_INTEGER`;
   }
   return undefined;
 }

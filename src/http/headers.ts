@@ -46,7 +46,7 @@ export class PolicySet {
   constructor(list: readonly Policy[]) {
     this.list = list;
     this.policyHeader = list
-      .map((p) => `"${p.name}";q=${p.capacity};w=${windowSeconds(p)}`)
+      .map((p) => `"${p.name}";q=${Math.min(p.capacity, SF_INTEGER_MAX)};w=${windowSeconds(p)}`)
       .join(", ");
     this.items = Object.freeze(list.map((p) => `"${p.name}";r=`));
     this.limits = Object.freeze(list.map((p) => String(p.capacity)));
@@ -100,7 +100,8 @@ export class PolicySet {
 /**
  * SF_INTEGER_MAX is the largest Integer a structured field may carry (RFC
  * 9651: at most 15 digits). A longer one makes a strict client reject the
- * whole field, and capacity 1e9 refilled by 1 a year is a 17-digit window.
+ * whole field, and capacity 1e9 refilled by 1 a year is a 17-digit window;
+ * capacities (`q`) and tokens left (`r`) may reach 2^53, 16 digits.
  */
 const SF_INTEGER_MAX = 999_999_999_999_999;
 
@@ -144,14 +145,18 @@ export function rateLimitValue(set: PolicySet, decision: Decision, remaining?: s
     const s = states[0] as Decision["policies"][number];
     // The legacy header's text of the same number, when the caller has it.
     const r =
-      remaining !== undefined && s.remaining === decision.remaining ? remaining : s.remaining;
+      s.remaining > SF_INTEGER_MAX
+        ? SF_INTEGER_MAX
+        : remaining !== undefined && s.remaining === decision.remaining
+          ? remaining
+          : s.remaining;
     return `${set.items[0]}${r};t=${seconds(s.resetAt - now)}`;
   }
   let value = "";
   for (let i = 0; i < states.length; i++) {
     const s = states[i] as Decision["policies"][number];
     if (i > 0) value += ", ";
-    value += `${set.items[i]}${s.remaining};t=${seconds(s.resetAt - now)}`;
+    value += `${set.items[i]}${Math.min(s.remaining, SF_INTEGER_MAX)};t=${seconds(s.resetAt - now)}`;
   }
   return value;
 }

@@ -1,8 +1,8 @@
 import type { Clock } from "../clock.js";
 import { turnNow } from "../clock.js";
 import type { BucketState } from "../core/bucket.js";
-import { refill, untilFull } from "../core/bucket.js";
-import { charge } from "../core/decision.js";
+import { adjust, refill, untilFull } from "../core/bucket.js";
+import { BLOCK_STARTED, BLOCKED, charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
 import { boundKey } from "../core/key.js";
 import type { Policy } from "../core/policy.js";
@@ -39,7 +39,10 @@ export interface MemoryStoreStats {
 }
 
 const MIN_SLOTS = 64;
-const THROTTLED = 2 ** 52;
+/** A `blocked` time meaning no block: below every clock's now. */
+const NONE = Number.NEGATIVE_INFINITY;
+/** Added to an eviction score to evict throttled and blocked clients last: above any wait (at most 2^53). */
+const THROTTLED = 2 ** 60;
 /** Longest probe into a table's index; keys that would need more go to its overflow Map. */
 const MAX_PROBE = 32;
 /** Per-process hash seed, so clients cannot choose keys that collide. */
@@ -65,10 +68,14 @@ function hashOf(key: string): number {
  * touches one 4-byte cell where a Map<string, number> chases pointers through
  * its hash chain; the index stays small enough (6 MB at 1M clients) that the
  * cost per decision barely grows with the number of clients. A key's slot
- * never moves, buckets are `[tokens, refilledAt]` pairs, a free slot keeps
- * the next free slot in its tokens, and `hashes` keeps each slot's full hash
- * for deletion and growth: about 38 bytes a bucket besides the key string,
- * and nothing allocated when a tracked client is charged.
+ * never moves, buckets are `[tokens, refilledAt]` pairs (Float64: tokens
+ * may be negative, in debt, and up to 2^53, exactly), a free slot keeps
+ * the next free slot in its tokens, and `hashes` keeps each slot's full
+ * hash for deletion and growth: about 38 bytes a bucket besides the key
+ * string, and nothing allocated when a tracked client is charged. Blocks
+ * are rare, so they live in a Map from slot to the epoch ms the block ends,
+ * absent while no key of the table is blocked: the common path checks one
+ * field, and a million clients pay nothing for them.
  * Probes stop after MAX_PROBE positions (the hash is seeded, but a key set
  * that still collides lands in `overflow`, a Map, instead of slowing every
  * lookup). `hash` is replaceable only so tests can force collisions.
@@ -86,6 +93,8 @@ export class Table {
   hashes = new Int32Array(MIN_SLOTS);
   buckets = new Float64Array(MIN_SLOTS * 2);
   throttled = new Uint8Array(MIN_SLOTS);
+  /** Slot -> epoch ms its block ends; undefined while none is held. */
+  blocks: Map<number, number> | undefined;
   /** Head of the free-slot chain, -1 when empty. */
   free = -1;
   /** Slots handed out so far: slots from `used` on were never taken. */
@@ -164,7 +173,22 @@ export class Table {
     this.overflow.set(key, slot);
   }
 
+  /** blockedUntil is when `slot`'s block ends, NONE when it has none. */
+  blockedUntil(slot: number): number {
+    return this.blocks?.get(slot) ?? NONE;
+  }
+
+  block(slot: number, until: number): void {
+    this.blocks ??= new Map();
+    this.blocks.set(slot, until);
+  }
+
+  unblock(slot: number): void {
+    if (this.blocks?.delete(slot) && this.blocks.size === 0) this.blocks = undefined;
+  }
+
   remove(slot: number): void {
+    if (this.blocks !== undefined) this.unblock(slot);
     const key = this.keys[slot] as string;
     if (slot === this.#hotSlot) this.#hotKey = undefined;
     this.keys[slot] = undefined;
@@ -302,25 +326,18 @@ export class MemoryStore implements Store {
     const n = tables.length;
     if (n === 1)
       return this.#consumeOne(key, h, tables[0] as Table, policies[0] as Policy, cost, spend, now);
+    const until = this.#load(key, h, tables, policies, now);
+    if (until > now) return this.#blockedReply(n, now, until, BLOCKED);
     const states = this.#states;
-    const slots = this.#slots;
-    for (let i = 0; i < n; i++) {
-      const p = policies[i] as Policy;
-      const table = tables[i] as Table;
-      if (table.policy !== p) table.policy = p;
-      const slot = table.find(key, h);
-      const s = states[i] as BucketState;
-      slots[i] = slot;
-      if (slot < 0) {
-        s.tokens = p.capacity;
-        s.refilledAt = now;
-      } else {
-        s.tokens = table.buckets[2 * slot] as number;
-        s.refilledAt = table.buckets[2 * slot + 1] as number;
-        refill(p, s, now);
+    const allowed = charge(states, n, cost, spend, now, this.#reply);
+    if (!allowed && spend) {
+      const blockUntil = blockEnd(policies, states, cost, now);
+      if (blockUntil > now) {
+        this.#store(key, h, tables, policies, now, blockUntil);
+        return this.#blockedReply(n, now, blockUntil, BLOCK_STARTED);
       }
     }
-    const allowed = charge(states, n, cost, spend, now, this.#reply);
+    const slots = this.#slots;
     for (let i = 0; i < n; i++) {
       const p = policies[i] as Policy;
       const s = states[i] as BucketState;
@@ -338,6 +355,133 @@ export class MemoryStore implements Store {
       else if (s.tokens < cost) table.throttled[slot] = 1;
     }
     return this.#reply;
+  }
+
+  /**
+   * adjust charges `delta` tokens to `key` under every policy after the fact
+   * (a settle: positive, debt allowed down to each policy's maxDebt; a
+   * refund: negative, never above capacity). Replies
+   * `[now, dropped, tokens_0, refilledAt_0, ...]`, `dropped` the most tokens
+   * any policy dropped beyond its maxDebt.
+   */
+  adjust(key: string, policies: readonly Policy[], delta: number): number[] {
+    const now = this.clock();
+    const h = hashOf(key);
+    const tables = this.#tablesOf(policies);
+    const n = tables.length;
+    this.#load(key, h, tables, policies, now);
+    let dropped = 0;
+    const reply = new Array<number>(2 + 2 * n);
+    reply[0] = now;
+    for (let i = 0; i < n; i++) {
+      const s = this.#states[i] as BucketState;
+      const d = adjust(policies[i] as Policy, s, delta, now);
+      if (d > dropped) dropped = d;
+      reply[2 + 2 * i] = s.tokens;
+      reply[3 + 2 * i] = s.refilledAt;
+    }
+    reply[1] = dropped;
+    this.#store(key, h, tables, policies, now, NONE);
+    return reply;
+  }
+
+  /**
+   * block keeps `key` out under every policy for `ms` from now (a block in
+   * force ends at the later of its end and this one's). Replies as a
+   * blocked consume does.
+   */
+  block(key: string, policies: readonly Policy[], ms: number): number[] {
+    const now = this.clock();
+    const h = hashOf(key);
+    const tables = this.#tablesOf(policies);
+    const until = Math.max(now + ms, this.#load(key, h, tables, policies, now));
+    this.#store(key, h, tables, policies, now, until);
+    return this.#blockedReply(tables.length, now, until, BLOCKED);
+  }
+
+  /**
+   * load reads and refills `key`'s bucket under each policy into #states
+   * (its slot into #slots, -1 when absent: full) and returns the latest end
+   * of a block on them (NONE when none was ever set).
+   */
+  #load(
+    key: string,
+    h: number,
+    tables: readonly Table[],
+    policies: readonly Policy[],
+    now: number,
+  ): number {
+    const states = this.#states;
+    const slots = this.#slots;
+    let until = NONE;
+    for (let i = 0; i < tables.length; i++) {
+      const p = policies[i] as Policy;
+      const table = tables[i] as Table;
+      if (table.policy !== p) table.policy = p;
+      const slot = table.find(key, h);
+      const s = states[i] as BucketState;
+      slots[i] = slot;
+      if (slot < 0) {
+        s.tokens = p.capacity;
+        s.refilledAt = now;
+      } else {
+        s.tokens = table.buckets[2 * slot] as number;
+        s.refilledAt = table.buckets[2 * slot + 1] as number;
+        refill(p, s, now);
+        if (table.blocks !== undefined) {
+          const b = table.blockedUntil(slot);
+          if (b > until) until = b;
+          if (b <= now) table.unblock(slot);
+        }
+      }
+    }
+    return until;
+  }
+
+  /**
+   * store writes #states back for `key` (slots from #load); with `until`
+   * above now every bucket is kept, full or not, blocked until then.
+   */
+  #store(
+    key: string,
+    h: number,
+    tables: readonly Table[],
+    policies: readonly Policy[],
+    now: number,
+    until: number,
+  ): void {
+    for (let i = 0; i < tables.length; i++) {
+      const p = policies[i] as Policy;
+      const s = this.#states[i] as BucketState;
+      const table = tables[i] as Table;
+      let slot = this.#slots[i] as number;
+      const keep = until > now || (slot >= 0 && table.blockedUntil(slot) > now);
+      if (s.tokens >= p.capacity && !keep) {
+        if (slot >= 0) table.remove(slot);
+        continue;
+      }
+      if (slot < 0) slot = this.#insert(table, key, h, now);
+      table.buckets[2 * slot] = s.tokens;
+      table.buckets[2 * slot + 1] = s.refilledAt;
+      if (until > now) {
+        table.block(slot, until);
+        table.throttled[slot] = 1;
+      }
+    }
+  }
+
+  /** blockedReply is a fresh reply (the hot one stays short) for a request a block denied. */
+  #blockedReply(n: number, now: number, until: number, kind: number): number[] {
+    const reply = new Array<number>(3 + 2 * n);
+    reply[0] = now;
+    reply[1] = kind;
+    for (let i = 0; i < n; i++) {
+      const s = this.#states[i] as BucketState;
+      reply[2 + 2 * i] = s.tokens;
+      reply[3 + 2 * i] = s.refilledAt;
+    }
+    reply[2 + 2 * n] = until;
+    return reply;
   }
 
   /** consumeOne is consume for a single policy (the common case): the same steps, no loops. */
@@ -360,9 +504,14 @@ export class MemoryStore implements Store {
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
       refill(p, s, now);
+      if (table.blocks !== undefined && this.#blockedOne(table, slot, now)) {
+        return this.#blockedReply(1, now, table.blockedUntil(slot), BLOCKED);
+      }
     }
     const allowed = s.tokens >= cost;
-    if (allowed && spend) s.tokens -= cost;
+    if (allowed) {
+      if (spend) s.tokens -= cost;
+    } else if (spend && p.blockFor > 0) return this.#startBlockOne(key, h, table, p, slot, now);
     const reply = this.#reply;
     reply[0] = now;
     reply[1] = allowed ? 1 : 0;
@@ -378,6 +527,31 @@ export class MemoryStore implements Store {
     buckets[2 * slot + 1] = s.refilledAt;
     table.throttled[slot] = allowed ? 0 : 1;
     return reply;
+  }
+
+  /**
+   * blockedOne tells whether `slot` has a block in force; one that has
+   * ended is forgotten here, once touched (as Redis rewrites the bucket
+   * without it). Kept out of #consumeOne so the hot path stays small.
+   */
+  #blockedOne(table: Table, slot: number, now: number): boolean {
+    if (table.blockedUntil(slot) > now) return true;
+    table.unblock(slot);
+    return false;
+  }
+
+  /** startBlockOne blocks `key` after a denial by policy `p` (its blockFor). */
+  #startBlockOne(
+    key: string,
+    h: number,
+    table: Table,
+    p: Policy,
+    slot: number,
+    now: number,
+  ): number[] {
+    this.#slots[0] = slot;
+    this.#store(key, h, [table], [p], now, now + p.blockFor);
+    return this.#blockedReply(1, now, now + p.blockFor, BLOCK_STARTED);
   }
 
   reset(key: string, policies: readonly Policy[]): void {
@@ -451,7 +625,7 @@ export class MemoryStore implements Store {
       if (table.keys[slot] === undefined) continue;
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
-      if (untilFull(p, refilled(p, s, now), now) <= 0) {
+      if (untilFull(p, refilled(p, s, now), now) <= 0 && !(table.blockedUntil(slot) > now)) {
         table.remove(slot);
         freed++;
       }
@@ -469,7 +643,7 @@ export class MemoryStore implements Store {
     for (let slot = 0; slot < used; slot++) {
       s.tokens = table.buckets[2 * slot] as number;
       s.refilledAt = table.buckets[2 * slot + 1] as number;
-      const wait = untilFull(p, refilled(p, s, now), now);
+      const wait = Math.max(untilFull(p, refilled(p, s, now), now), table.blockedUntil(slot) - now);
       scores[slot] = table.throttled[slot] ? THROTTLED + wait : wait;
     }
     const cut = kth(scores.slice(0, used), count - 1);
@@ -483,6 +657,26 @@ export class MemoryStore implements Store {
       count--;
     }
   }
+}
+
+/**
+ * blockEnd is when a denial of `cost` starts a block ends: now plus the
+ * longest blockFor among the policies that denied it; NONE when none blocks.
+ */
+function blockEnd(
+  policies: readonly Policy[],
+  states: readonly BucketState[],
+  cost: number,
+  now: number,
+): number {
+  let until = NONE;
+  for (let i = 0; i < policies.length; i++) {
+    const p = policies[i] as Policy;
+    if (p.blockFor > 0 && (states[i] as BucketState).tokens < cost && now + p.blockFor > until) {
+      until = now + p.blockFor;
+    }
+  }
+  return until;
 }
 
 function refilled(p: Policy, s: BucketState, now: number): BucketState {

@@ -15,7 +15,27 @@ export interface Store {
     cost: number,
     spend: boolean,
   ): StoreReply | Promise<StoreReply>;
-  /** Forgets `key`'s buckets under the given policies: the client starts full. */
+  /**
+   * Charges `delta` tokens to `key`'s bucket under every policy after the
+   * fact, in one atomic call: positive takes them, down to `-maxDebt` at
+   * most (what would go deeper is dropped), negative gives them back, up to
+   * capacity. Replies `[now, dropped, tokens_0, refilledAt_0, ...]`, where
+   * `dropped` is the most tokens any policy dropped. Never retried by the
+   * limiter (a lost reply after the store applied it would charge twice).
+   * Optional: without it `refund` and `Reservation.settle` reject.
+   */
+  adjust?(
+    key: string,
+    policies: readonly Policy[],
+    delta: number,
+  ): StoreReply | Promise<StoreReply>;
+  /**
+   * Blocks `key` under every policy for `ms` from the store's now (a block
+   * in force that ends later is kept), in one atomic call; replies as a
+   * consume the block denies. Optional: without it `block` rejects.
+   */
+  block?(key: string, policies: readonly Policy[], ms: number): StoreReply | Promise<StoreReply>;
+  /** Forgets `key`'s buckets, and any block, under the given policies: the client starts full. */
   reset(key: string, policies: readonly Policy[]): void | Promise<void>;
   /** Releases what the store holds. */
   close?(): void | Promise<void>;

@@ -138,15 +138,20 @@ describe("guarantee: bad costs and policy values give a typed error and change n
   });
 
   it("every bad policy value, when a limiter or middleware is built and from a tiers function", async () => {
-    const fields = ["capacity", "refillRate", "interval"] as const;
-    const values = [...BAD_NUMBERS, 1e9 + 1, 366 * 86_400_000, "-1s", "NaNs", "Infinityms"];
+    const fields = ["capacity", "refillRate", "interval", "maxDebt", "blockFor"] as const;
+    const values = [...BAD_NUMBERS, 366 * 86_400_000, "-1s", "NaNs", "Infinityms"];
     const store = new CountingStore(() => 0);
     const good = new RateLimiter({ policy: burst, store });
     let cases = 0;
     for (const field of fields) {
       for (const value of values) {
-        // Large values are fine for refillRate and capacity up to 1e9, for interval up to 365 days.
-        if (field === "interval" && value === 1e9 + 1) continue;
+        // capacity and refillRate go up to 2^53 - 1, so 366 days is a fine number of tokens;
+        // maxDebt may be 0 (no debt) and is a count of tokens, not a duration.
+        if ((field === "capacity" || field === "refillRate") && value === 366 * 86_400_000)
+          continue;
+        if (field === "maxDebt" && (value === 0 || value === 0 || value === 366 * 86_400_000)) {
+          continue;
+        }
         const bad = { ...burst, [field]: value } as unknown as PolicyInput;
         const built = [
           () => new RateLimiter({ policy: bad }),
@@ -194,12 +199,17 @@ describe("guarantee: header values carry numbers only, never CR/LF", () => {
         fc.integer({ min: 1, max: 100 }),
         fc.constant(1e9),
         fc.integer({ min: 1, max: 1e9 }),
+        fc.constant(Number.MAX_SAFE_INTEGER),
+        fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
       ),
       refillRate: fc.oneof(
         fc.integer({ min: 1, max: 100 }),
         fc.constant(1),
         fc.integer({ min: 1, max: 1e9 }),
+        fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
       ),
+      // Budgets up to 2^53 leave no room for debt (capacity + maxDebt <= 2^53 - 1).
+      maxDebt: fc.constant(0),
       interval: fc.oneof(
         fc.integer({ min: 1, max: 10_000 }),
         fc.constant(365 * 86_400_000),

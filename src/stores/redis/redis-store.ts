@@ -78,8 +78,13 @@ export interface RedisStoreOptions {
 interface Plan {
   /** `}:name` for each policy. */
   readonly suffixes: string[];
-  /** capacity, refillRate, interval of each policy, as strings. */
+  /**
+   * A consume's policy arguments: capacity, refillRate, interval of each
+   * policy, plus maxDebt and blockFor when some policy has blockFor.
+   */
   readonly tail: string[];
+  /** capacity, refillRate, interval, maxDebt, blockFor of each policy (adjust, block). */
+  readonly full: string[];
   readonly numkeys: string;
 }
 
@@ -290,6 +295,29 @@ export class RedisStore implements Store {
     cost: number,
     spend: boolean,
   ): Promise<StoreReply> {
+    return this.#run(
+      key,
+      policies,
+      cost === 1 ? (spend ? "1" : "-1") : String(spend ? cost : -cost),
+      false,
+    );
+  }
+
+  /**
+   * adjust charges `delta` tokens after the fact (negative: gives them back)
+   * in one script call. Sent once: a failure is the caller's to report, and
+   * never retried here, since a reply lost after the script ran would charge twice.
+   */
+  adjust(key: string, policies: readonly Policy[], delta: number): Promise<StoreReply> {
+    return this.#run(key, policies, `a${delta}`, true);
+  }
+
+  /** block keeps `key` out for `ms` from now by Redis's clock, in one script call. */
+  block(key: string, policies: readonly Policy[], ms: number): Promise<StoreReply> {
+    return this.#run(key, policies, `b${ms}`, true);
+  }
+
+  #run(key: string, policies: readonly Policy[], op: string, full: boolean): Promise<StoreReply> {
     if (this.#closed) return Promise.reject(new ClosedError("RedisStore"));
     const conn = this.#conn;
     if (conn === undefined || !conn.ready()) {
@@ -298,13 +326,13 @@ export class RedisStore implements Store {
     const plan = this.#plan(policies);
     const n = policies.length;
     const id = this.#head + keyId(key);
-    const tail = plan.tail;
+    const tail = full ? plan.full : plan.tail;
     const clock = this.clock;
-    const argv: string[] = new Array(3 + n * 4 + (clock === undefined ? 0 : 1));
+    const argv: string[] = new Array(3 + n + tail.length + (clock === undefined ? 0 : 1));
     argv[0] = SHA;
     argv[1] = plan.numkeys;
     for (let i = 0; i < n; i++) argv[2 + i] = id + (plan.suffixes[i] as string);
-    argv[2 + n] = cost === 1 ? (spend ? "1" : "-1") : String(spend ? cost : -cost);
+    argv[2 + n] = op;
     for (let i = 0; i < tail.length; i++) argv[3 + n + i] = tail[i] as string;
     if (clock !== undefined) argv[3 + n + tail.length] = String(clock());
     const sent = performance.now();
@@ -519,13 +547,22 @@ export class RedisStore implements Store {
   #plan(policies: readonly Policy[]): Plan {
     let plan = this.#plans.get(policies);
     if (plan === undefined) {
+      const short = policies.flatMap((p) => [
+        String(p.capacity),
+        String(p.refillRate),
+        String(p.interval),
+      ]);
+      const full = policies.flatMap((p) => [
+        String(p.capacity),
+        String(p.refillRate),
+        String(p.interval),
+        String(p.maxDebt),
+        String(p.blockFor),
+      ]);
       plan = {
         suffixes: policies.map((p) => `}:${keyName(p.name)}`),
-        tail: policies.flatMap((p) => [
-          String(p.capacity),
-          String(p.refillRate),
-          String(p.interval),
-        ]),
+        tail: policies.some((p) => p.blockFor > 0) ? full : short,
+        full,
         numkeys: String(policies.length),
       };
       this.#plans.set(policies, plan);
@@ -541,6 +578,10 @@ function message(error: unknown): string {
 function check(reply: unknown): StoreReply {
   if (!Array.isArray(reply) || reply.length < 4 || typeof reply[0] !== "number") {
     throw new StoreReplyError(reply);
+  }
+  // Token counts near 2^53 come as text (see SCRIPT); Number() parses them exactly.
+  for (let i = 1; i < reply.length; i++) {
+    if (typeof reply[i] !== "number") reply[i] = Number(reply[i]);
   }
   return reply as number[];
 }
