@@ -31,6 +31,8 @@ export default defineConfig([
     format: ["esm"],
     dts: false,
     sourcemap: false,
+    // Optional dependencies of `floodgate serve`, imported only by it, never bundled.
+    external: ["yaml", "@grpc/grpc-js", "@grpc/proto-loader"],
     target: "node20",
     splitting: false,
     treeshake: true,

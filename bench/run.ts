@@ -3,7 +3,7 @@
  *
  *   npm run bench                       # build, then every scenario
  *   npm run bench -- --quick            # shorter: fewer rounds and sizes (about a minute)
- *   npm run bench:memory                # one scenario: memory | heap | scaling | http | redis
+ *   npm run bench:memory                # one scenario: memory | heap | scaling | http | redis | gateway
  *   tsx bench/run.ts memory heap --rounds 7 --only floodgate,inline-await
  *   tsx bench/run.ts http --only fastify,hono   # http: --only names frameworks
  *   tsx bench/run.ts --baseline main            # also compare with main's committed results
@@ -25,13 +25,14 @@ import type { Config, RunData, Scenario, Section } from "./lib/types.js";
 import { CONTENDERS } from "./memory/contenders.js";
 import type { HeapJob, HeapResult } from "./memory/heap-worker.js";
 import type { CaseResult, SpeedJob } from "./memory/speed-worker.js";
+import { gateway } from "./scenarios/gateway.js";
 import { heap } from "./scenarios/heap.js";
 import { http } from "./scenarios/http.js";
 import { memory } from "./scenarios/memory.js";
 import { redis } from "./scenarios/redis.js";
 import { scaling } from "./scenarios/scaling.js";
 
-const SCENARIOS: readonly Scenario[] = [memory, heap, scaling, http, redis];
+const SCENARIOS: readonly Scenario[] = [memory, heap, scaling, http, redis, gateway];
 
 interface Parsed {
   config: Config;

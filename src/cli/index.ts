@@ -15,4 +15,7 @@ main(process.argv.slice(2), {
   env: process.env,
 }).then((code) => {
   process.exitCode = code;
+  // The command is done: a client library still retrying a connection (a
+  // Redis that never answered) must not keep the process alive.
+  setTimeout(() => process.exit(code), 1000).unref();
 });

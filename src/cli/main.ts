@@ -22,8 +22,9 @@ const USAGE = `Usage: floodgate <command>
 
 Commands:
   probe URL [options]   send a burst (or steady traffic) to URL and show how it is rate limited
+  serve --config FILE   run floodgate as a rate-limit service (Envoy gRPC, nginx, Caddy, HAProxy)
 
-Run "floodgate probe --help" for the probe's options.
+Run "floodgate probe --help" or "floodgate serve --help" for their options.
 `;
 
 /** main runs the `floodgate` command line and resolves to the exit code. */
@@ -32,6 +33,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     io.stdout.write(USAGE);
     return command === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (command === "serve") {
+    // Imported here, so the probe (and the library) never load the service's YAML and gRPC packages.
+    const { runServe } = await import("../gateway/serve.js");
+    return runServe(rest, io.env ?? {}, io.stdout, io.stderr);
   }
   if (command !== "probe") {
     io.stderr.write(
