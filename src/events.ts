@@ -1,4 +1,5 @@
-import type { Decision } from "./core/decision.js";
+import type { Decision, StoreReply } from "./core/decision.js";
+import type { Policy } from "./core/policy.js";
 
 /**
  * Outcome classifies a spending decision the way metrics count it:
@@ -51,10 +52,13 @@ export interface LimiterEventMap {
   /** breaker-close: a probe succeeded; the store decides again. */
   "breaker-close": [];
   /**
-   * eviction: the memory store, full at `maxKeys`, dropped a bucket that was
-   * not full: `"active"`, or `"throttled"` (that client gets a fresh burst).
+   * eviction: a bucket that was not full was lost, and that client gets a
+   * fresh burst: the memory store, full at `maxKeys`, dropped it
+   * (`"active"`, or `"throttled"`), or a network store reported a bucket new
+   * although this process knew it throttled and it could not have refilled
+   * (`"store"`: Redis evicted it under `maxmemory`, or another instance reset it).
    */
-  eviction: [kind: "active" | "throttled", policy: string, key: string];
+  eviction: [kind: "active" | "throttled" | "store", policy: string, key: string];
   /** insurance: the fallback started (`active` true) or stopped deciding. */
   insurance: [active: boolean, mode: FallbackMode];
   /** refund: `tokens` were given back to `key`'s buckets (`limiter.refund`). */
@@ -210,4 +214,27 @@ export function outcomeOf(decision: Decision, shadow: boolean): Outcome {
   }
   if (decision.allowed) return "allowed";
   return shadow ? "shadow_limited" : "limited";
+}
+
+/**
+ * reportBlock tells listeners that a denial started a block (a policy's
+ * `blockFor`): the reply's block end, and the policy with the longest
+ * `blockFor` among those short of `cost`.
+ */
+export function reportBlock(
+  events: LimiterEvents,
+  key: string,
+  list: readonly Policy[],
+  reply: StoreReply,
+  cost: number,
+): void {
+  if (!events.wants.block) return;
+  let policy: Policy | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i] as Policy;
+    if (p.blockFor > 0 && (reply[2 + 2 * i] as number) < cost) {
+      if (policy === undefined || p.blockFor > policy.blockFor) policy = p;
+    }
+  }
+  events.emit("block", key, reply[2 + 2 * list.length] as number, policy?.name);
 }

@@ -45,7 +45,6 @@ export {
   type WaitOptions,
 } from "./limiter.js";
 export type { Logger, LogMethod } from "./logger.js";
-export type { TopKey } from "./metrics/top-keys.js";
 export {
   type EvictionKind,
   type EvictionListener,
@@ -69,3 +68,4 @@ export {
   StoreTimeoutError,
   StoreUnavailableError,
 } from "./stores/store-errors.js";
+export type { TopKey } from "./top-keys.js";

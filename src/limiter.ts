@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { type Clock, turnMonotonic, turnNow } from "./clock.js";
+import { type Clock, turnNow } from "./clock.js";
 import {
   BLOCK_STARTED,
   type Decision,
@@ -7,7 +7,7 @@ import {
   RepeatMemo,
   type StoreReply,
 } from "./core/decision.js";
-import { ConfigError, CostError } from "./core/errors.js";
+import { ClosedError, ConfigError, CostError } from "./core/errors.js";
 import { assertKey, boundKey } from "./core/key.js";
 import {
   checkAmount,
@@ -16,50 +16,25 @@ import {
   type Policy,
   type PolicyInput,
   policies as toPolicies,
-  windowOf,
 } from "./core/policy.js";
-import { type AdjustOperation, LimiterEvents, outcomeOf } from "./events.js";
+import { type AdjustOperation, LimiterEvents, outcomeOf, reportBlock } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
-import { type TopKey, TopLimited } from "./metrics/top-keys.js";
+import { Guard, type LimiterStats, type StoreErrorMode } from "./stores/guard.js";
 import { MemoryStore } from "./stores/memory-store.js";
 import type { Store } from "./stores/store.js";
-import { StoreTimeoutError } from "./stores/store-errors.js";
+import { type TopKey, TopLimited } from "./top-keys.js";
 import { Waiters, type WaitOptions } from "./waiters.js";
 
+export type { BreakerState, LimiterStats, StoreErrorMode } from "./stores/guard.js";
 export type { WaitOptions } from "./waiters.js";
 
-/**
- * StoreErrorMode says who decides while the store fails (error, timeout, or
- * breaker open): `"insurance"` an in-process memory limiter with the same
- * policies (divided by `instances`), `"allow"` let every request through,
- * `"deny"` refuse every request (`reason: "fail-closed"`, `retryAfter` = the
- * time until the store is tried again).
- */
-export type StoreErrorMode = "insurance" | "allow" | "deny";
-
-/** BreakerState: `"closed"` calls go to the store; `"open"` they do not; `"half-open"` one probe is out. */
-export type BreakerState = "closed" | "open" | "half-open";
-
-/** LimiterStats counts what a RateLimiter did with its store since it was built. */
-export interface LimiterStats {
-  /** Calls sent to the store. */
-  storeCalls: number;
-  /** Calls that failed with an error (including "not connected"). */
-  storeErrors: number;
-  /** Calls answered by the fallback because the store missed its deadline. */
-  storeTimeouts: number;
-  /** Replies that arrived after their deadline (already answered by the fallback). */
-  lateReplies: number;
-  /** Decisions made by `onStoreError` (insurance, fail-open, fail-closed). */
-  fallbacks: number;
-  /** Denials answered locally from a denial the store gave earlier. */
-  cached: number;
-  breaker: BreakerState;
-  /** Times the breaker opened. */
-  breakerOpens: number;
-  /** Refunds, settles and blocks the store failed or missed the deadline of (never retried). */
-  settleErrors: number;
-}
+/** Decider answers one checked request; the limiter picks one when it is built. */
+type Decider = (
+  key: string,
+  cost: number,
+  spend: boolean,
+  list: readonly Policy[],
+) => Decision | Promise<Decision>;
 
 export interface RateLimiterOptions {
   /** The limits every key is held to; a request passes only if all of them have room. */
@@ -76,9 +51,11 @@ export interface RateLimiterOptions {
    */
   onStoreError?: StoreErrorMode;
   /**
-   * Instances expected to share the store, integer >= 1 (default 1). The
-   * insurance limiter gives this instance 1/instances of every policy, so all
-   * of them together stay near the shared limit while the store is down.
+   * Instances sharing the store, integer >= 1. The insurance fallback gives
+   * this instance 1/instances of every policy (and of the tokens the store
+   * last reported for a key), so all of them together stay near the shared
+   * limit while the store is down. Default: learned through the store
+   * (`Store.members`, refreshed every 5 s), 1 for a store that cannot tell.
    */
   instances?: number;
   /**
@@ -160,51 +137,20 @@ const OPTIONS = new Set([
   "topLimited",
 ]);
 const MODES: readonly StoreErrorMode[] = ["insurance", "allow", "deny"];
-/** Consecutive failures that open the breaker. */
-const BREAKER_FAILURES = 3;
-/**
- * ...lasting at least this many ms. One stall (a GC pause, a starved core)
- * can time out every call in flight at once; that is not an outage, and
- * opening for a second would hand a second of decisions to the fallback.
- * A store that keeps failing still opens the breaker within ~250 ms.
- */
-const BREAKER_SPAN = 200;
-/** Milliseconds between probes while the breaker is open: at most one a second. */
-const PROBE_EVERY = 1000;
-/** Most denials cached; past it, expired ones go, then the oldest. */
-const MAX_CACHED = 100_000;
-
-/** Call is one store call in flight, waiting for its reply or its deadline. */
-interface Call {
-  done: boolean;
-  readonly deadline: number;
-  readonly sentAt: number;
-  readonly probe: boolean;
-  readonly key: string;
-  readonly cost: number;
-  readonly spend: boolean;
-  readonly list: readonly Policy[];
-  readonly resolve: (decision: Decision) => void;
-}
-
-/** Denial is a store's denial of `cost` for one key, in force until `until` (the cache's clock). */
-interface Denial {
-  /** The cache answers until then: the denial's wait, or the end of the block that gave it. */
-  readonly until: number;
-  /**
-   * Milliseconds the bucket still waits after `until`: a block cached only
-   * to its end (a request after it must reach the store, which may block
-   * again) may deny with a longer bucket wait. 0 for other denials.
-   */
-  readonly beyond: number;
-  readonly cost: number;
-  readonly list: readonly Policy[];
-  readonly decision: Decision;
-  /** The last answer given from this denial: repeated while its retryAfter stays the same. */
-  last: Decision | undefined;
-  /** `last` has been given out more than once (and is frozen). */
-  shared: boolean;
-}
+/** The stats of a limiter whose store answers in process: nothing to guard. */
+const NO_STATS: LimiterStats = Object.freeze({
+  storeCalls: 0,
+  storeErrors: 0,
+  storeTimeouts: 0,
+  lateReplies: 0,
+  lateLoop: 0,
+  fallbacks: 0,
+  cached: 0,
+  storeEvictions: 0,
+  breaker: "closed",
+  breakerOpens: 0,
+  settleErrors: 0,
+});
 
 /**
  * RateLimiter holds every key to its policies. It validates its options when
@@ -266,9 +212,8 @@ export class RateLimiter {
       );
     }
     this.store = store;
-    this.#sync = store instanceof MemoryStore;
     this.#observability(options, clock, store);
-    const { onStoreError = "insurance", instances = 1, cacheDenials = true } = options;
+    const { onStoreError = "insurance", instances, cacheDenials = true } = options;
     if (!MODES.includes(onStoreError)) {
       throw new ConfigError(
         "onStoreError",
@@ -277,12 +222,15 @@ export class RateLimiter {
         'choose what decides while the store is down, e.g. onStoreError: "insurance"',
       );
     }
-    if (!Number.isInteger(instances) || instances < 1 || instances > 10_000) {
+    if (
+      instances !== undefined &&
+      (!Number.isInteger(instances) || instances < 1 || instances > 10_000)
+    ) {
       throw new ConfigError(
         "instances",
         instances,
         "must be an integer from 1 to 10000",
-        "give the number of instances sharing the store, e.g. instances: 4",
+        "give the number of instances sharing the store, e.g. instances: 4, or leave it out to learn it through the store",
       );
     }
     if (typeof cacheDenials !== "boolean") {
@@ -294,8 +242,10 @@ export class RateLimiter {
       );
     }
     this.onStoreError = onStoreError;
-    this.instances = instances;
+    this.#instances = instances ?? 1;
     const timeout = (store as Store).timeout;
+    // What decides is picked here, once: the hot path never asks what the store is.
+    const repeats = this.#repeats;
     if (timeout !== undefined) {
       if (typeof timeout !== "number" || !(timeout > 0)) {
         throw new ConfigError(
@@ -305,58 +255,73 @@ export class RateLimiter {
           "set the store's timeout option, e.g. new RedisStore({ client, timeout: 50 })",
         );
       }
-      this.#timeout = timeout;
-      this.#remote = true;
-      this.#cacheClock = store.clock ?? turnMonotonic;
-      if (cacheDenials) this.#denials = new Map();
-      if (onStoreError === "insurance")
-        this.#insurance = new MemoryStore({ clock, maxKeys: 100_000 });
+      const guard = new Guard({
+        store,
+        timeout,
+        clock,
+        onStoreError,
+        instances,
+        cacheDenials,
+        events: this.events,
+      });
+      this.#guard = guard;
+      this.#sync = false;
+      this.#decider = (key, cost, spend, list) => guard.decide(key, cost, spend, list);
+    } else if (store instanceof MemoryStore) {
+      // A MemoryStore answers at once, never with a promise.
+      this.#sync = true;
+      this.#decider = (key, cost, spend, list) => {
+        const reply = store.consume(key, list, cost, spend);
+        if (reply[1] === BLOCK_STARTED) reportBlock(this.events, key, list, reply, cost);
+        return repeats.decide(key, list, reply, cost);
+      };
+    } else {
+      this.#sync = false;
+      this.#decider = (key, cost, spend, list) => {
+        const reply = store.consume(key, list, cost, spend);
+        if (reply instanceof Promise) {
+          return reply.then((r) => {
+            if (r[1] === BLOCK_STARTED) reportBlock(this.events, key, list, r, cost);
+            return decide(list, r, cost, "store");
+          });
+        }
+        if (reply[1] === BLOCK_STARTED) reportBlock(this.events, key, list, reply, cost);
+        return repeats.decide(key, list, reply, cost);
+      };
     }
   }
 
   /** What decides while the store fails; see StoreErrorMode. */
   readonly onStoreError: StoreErrorMode;
-  /** Instances expected to share the store; the insurance limiter gets 1/instances of each policy. */
-  readonly instances: number;
-  readonly #remote: boolean = false;
-  /** The store is a MemoryStore: it always answers at once, never with a promise. */
+  /** Instances sharing the store, as given or as last learned through it; the insurance fallback gets 1/instances of each policy. */
+  get instances(): number {
+    return this.#guard?.instances ?? this.#instances;
+  }
+  readonly #instances: number;
+  /** Decisions come back at once, never as a promise (a MemoryStore decides). */
   readonly #sync: boolean;
+  readonly #decider: Decider;
+  /** Set for a store with a timeout: what protects decisions from it. */
+  readonly #guard: Guard | undefined;
   /** events: listen here for decisions, limited requests, store errors, the breaker, evictions, the fallback. */
   readonly events = new LimiterEvents();
   #top: TopLimited | undefined;
-  #fallingBack = false;
-  #timeout = 0;
-  #cacheClock: Clock = turnMonotonic;
   readonly #repeats = new RepeatMemo();
-  readonly #waiters = new Waiters(this);
   #lastDecision: Decision | undefined;
   #lastPromise: Promise<Decision> | undefined;
-  #denials: Map<string, Denial> | undefined;
-  #insurance: MemoryStore | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #waiters = new Waiters(this);
   /** This limiter's policies and those adopted from the HTTP layer, once any were; see adopt. */
   #every: readonly Policy[] | undefined;
-  readonly #scaled = new WeakMap<readonly Policy[], readonly Policy[]>();
-  #queue: Call[] = [];
-  #head = 0;
-  #armed = false;
-  #breaker: BreakerState = "closed";
-  #failures = 0;
-  #streakStart = 0;
-  #nextProbe = 0;
-  #stats = {
-    storeCalls: 0,
-    storeErrors: 0,
-    storeTimeouts: 0,
-    lateReplies: 0,
-    fallbacks: 0,
-    cached: 0,
-    breakerOpens: 0,
-    settleErrors: 0,
-  };
+  /** Refunds, settles and blocks that failed or missed the store's deadline. */
+  #settleErrors = 0;
 
-  /** stats counts store calls, failures, fallbacks and cached denials, and gives the breaker's state. */
+  /** stats counts store calls, failures, fallbacks, cached denials and lost buckets, and gives the breaker's state. */
   stats(): LimiterStats {
-    return { ...this.#stats, breaker: this.#breaker };
+    const stats = this.#guard?.stats() ?? { ...NO_STATS };
+    stats.settleErrors = this.#settleErrors;
+    return stats;
   }
 
   /** consume spends `cost` tokens (default 1) from every policy's bucket for `key`, all or nothing. */
@@ -399,7 +364,8 @@ export class RateLimiter {
       const cost = costOf(options);
       const problem = checkAmount(cost, 1);
       if (problem !== undefined) throw new CostError(cost, problem);
-      const done = this.#adjust(bounded, -cost, "refund", this.store, this.policies);
+      if (this.#closed) throw new ClosedError("the RateLimiter");
+      const done = this.#adjust(bounded, -cost, "refund", this.policies);
       return done.then((settlement) => {
         if (settlement.applied) this.#waiters.wake(bounded);
         return settlement;
@@ -416,6 +382,7 @@ export class RateLimiter {
   async reserve(key: string, options?: ConsumeOptions): Promise<Reservation> {
     const cost = costOf(options);
     const decision = await this.check(key, cost, true, this.policies);
+    const bounded = boundKey(key);
     let settled: Promise<Settlement> | undefined;
     const insured = decision.reason === "insurance";
     const settle = (actual: number): Promise<Settlement> => {
@@ -425,10 +392,18 @@ export class RateLimiter {
       if (!decision.allowed || decision.reason === "fail-open") settled = NOTHING;
       else if (actual === cost) settled = Promise.resolve({ extra: 0, dropped: 0, applied: true });
       else {
-        // An estimate the insurance limiter spent is settled there, where it was charged.
-        const store = insured ? (this.#insurance as MemoryStore) : this.store;
-        const list = insured ? this.#scale(this.policies) : this.policies;
-        settled = this.#adjust(key, actual - cost, "settle", store, list);
+        // An estimate the insurance fallback spent is settled there, where it was charged.
+        settled =
+          insured && this.#guard !== undefined
+            ? Promise.resolve(
+                this.#settled(
+                  bounded,
+                  actual - cost,
+                  "settle",
+                  this.#guard.adjustFallback(bounded, this.policies, actual - cost),
+                ),
+              )
+            : this.#adjust(bounded, actual - cost, "settle", this.policies);
       }
       return settled;
     };
@@ -451,7 +426,8 @@ export class RateLimiter {
     }
     const store = this.store;
     if (store.block === undefined) throw noSupport("block", store);
-    this.#denials?.delete(key);
+    if (this.#closed) throw new ClosedError("the RateLimiter");
+    this.#guard?.forget(key);
     try {
       const reply = await this.#within(store.block(key, this.policies, ms));
       const until = reply[2 + 2 * this.policies.length] as number;
@@ -463,99 +439,71 @@ export class RateLimiter {
   }
 
   /**
-   * adjust charges `delta` after the fact to `store`, once: a failure is
+   * adjust charges `delta` after the fact to the store, once: a failure is
    * counted and emitted, and the promise still resolves (applied false).
    */
   #adjust(
     key: string,
     delta: number,
     operation: "refund" | "settle",
-    store: Store,
     list: readonly Policy[],
   ): Promise<Settlement> {
+    const store = this.store;
     if (store.adjust === undefined) return Promise.reject(noSupport(operation, store));
-    this.#denials?.delete(key);
-    const done = (reply: StoreReply): Settlement => {
-      const dropped = reply[1] as number;
-      const events = this.events;
-      if (operation === "refund") {
-        if (events.wants.refund) events.emit("refund", key, -delta);
-      } else if (events.wants.settle) events.emit("settle", key, delta, dropped);
-      return { extra: delta, dropped, applied: true };
-    };
+    this.#guard?.forget(key);
     const failed = (error: unknown): Settlement => {
       this.#adjustFailed(error, operation, key);
       return FAILED;
     };
     try {
       const reply = store.adjust(key, list, delta);
-      if (!(reply instanceof Promise)) return Promise.resolve(done(reply));
-      return this.#within(reply).then(done, failed);
+      if (!(reply instanceof Promise))
+        return Promise.resolve(this.#settled(key, delta, operation, reply));
+      return this.#within(reply).then((r) => this.#settled(key, delta, operation, r), failed);
     } catch (error) {
       return Promise.resolve(failed(error));
     }
   }
 
+  /** settled reports a charge after the fact that the store (or the fallback) applied. */
+  #settled(
+    key: string,
+    delta: number,
+    operation: "refund" | "settle",
+    reply: StoreReply,
+  ): Settlement {
+    const dropped = reply[1] as number;
+    const events = this.events;
+    if (operation === "refund") {
+      if (events.wants.refund) events.emit("refund", key, -delta);
+    } else if (events.wants.settle) events.emit("settle", key, delta, dropped);
+    return { extra: delta, dropped, applied: true };
+  }
+
   #adjustFailed(error: unknown, operation: AdjustOperation, key: string): void {
-    this.#stats.settleErrors++;
+    this.#settleErrors++;
     if (this.events.wants["settle-error"]) this.events.emit("settle-error", error, operation, key);
   }
 
   /** within rejects with StoreTimeoutError when a network store misses its deadline. */
-  async #within<T>(work: T | Promise<T>): Promise<T> {
-    if (!this.#remote || !(work instanceof Promise)) return work;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreTimeoutError(this.#timeout)), this.#timeout);
-    });
-    try {
-      return await Promise.race([work, late]);
-    } finally {
-      clearTimeout(timer);
-      work.catch(() => {});
-    }
-  }
-
-  /** blockStarted tells listeners that a denial started a block (a policy's blockFor). */
-  #blockStarted(key: string, list: readonly Policy[], reply: StoreReply, cost: number): void {
-    let policy: Policy | undefined;
-    for (let i = 0; i < list.length; i++) {
-      const p = list[i] as Policy;
-      if (p.blockFor > 0 && (reply[2 + 2 * i] as number) < cost) {
-        if (policy === undefined || p.blockFor > policy.blockFor) policy = p;
-      }
-    }
-    this.events.emit("block", key, reply[2 + 2 * list.length] as number, policy?.name);
+  #within<T>(work: T | Promise<T>): Promise<T> {
+    if (this.#guard === undefined || !(work instanceof Promise)) return Promise.resolve(work);
+    return this.#guard.within(work);
   }
 
   /**
    * reset forgets `key`: its next request sees full buckets and any block is
    * lifted, under this limiter's policies and every policy the HTTP layer has
-   * charged through it (tiers, route policies).
+   * charged through it (tiers, route policies). Waiters on the key ask again.
    */
   async reset(key: string): Promise<void> {
+    if (this.#closed) throw new ClosedError("the RateLimiter");
     assertKey(key);
     key = boundKey(key);
     const every = this.#every ?? this.policies;
-    this.#denials?.delete(key);
-    this.#insurance?.reset(key, this.#scale(every));
-    const done = this.store.reset(key, every);
-    if (!this.#remote || !(done instanceof Promise)) {
-      await done;
-      this.#waiters.wake(key);
-      return;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreTimeoutError(this.#timeout)), this.#timeout);
-    });
-    try {
-      await Promise.race([done, late]);
-      this.#waiters.wake(key);
-    } finally {
-      clearTimeout(timer);
-      done.catch(() => {});
-    }
+    if (this.#guard !== undefined) await this.#guard.reset(key, every);
+    else await this.store.reset(key, every);
+    this.#waiters.wake(key);
   }
 
   /**
@@ -582,10 +530,22 @@ export class RateLimiter {
     if (fresh.length > 0) this.#every = Object.freeze([...every, ...fresh]);
   }
 
-  /** close releases the store. */
-  async close(): Promise<void> {
-    this.#waiters.close();
-    await this.store.close?.();
+  /**
+   * close stops every timer the limiter opened (deadlines, the heartbeat),
+   * rejects the calls still waiting for the store and the waits asleep in
+   * `wait` with ClosedError, then closes the store. From then on every call
+   * rejects with ClosedError. Closing twice is the same as once.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true;
+      this.#guard?.close();
+      this.#waiters.close();
+      this.#closing = (async () => {
+        await this.store.close?.();
+      })();
+    }
+    return this.#closing;
   }
 
   /**
@@ -695,311 +655,20 @@ export class RateLimiter {
     }
   }
 
-  /** reportFailure tells listeners of a failed store call. */
-  #reportFailure(timedOut: boolean, error: unknown): void {
-    if (!this.events.wants["store-error"]) return;
-    if (timedOut) this.events.emit("store-error", new StoreTimeoutError(this.#timeout), "timeout");
-    else this.events.emit("store-error", error, "error");
-  }
-
-  /** fellBack tells listeners, once per outage, that onStoreError decides; `active` false when it ends. */
-  #fellBack(active: boolean): void {
-    this.#fallingBack = active;
-    if (this.events.wants.insurance) this.events.emit("insurance", active, this.onStoreError);
-  }
-
-  /** decide is check without the reporting. */
+  /** decide is check without the reporting: the call's checks, then the decider picked at construction. */
   #decide(
     key: string,
     cost: number,
     spend: boolean,
     list: readonly Policy[],
   ): Decision | Promise<Decision> {
+    if (this.#closed) throw new ClosedError("the RateLimiter");
     assertKey(key);
     if (cost !== 1 || list.length > 1) {
       const problem = checkCost(cost, list);
       if (problem !== undefined) throw new CostError(cost, problem);
     }
-    if (this.#remote) return this.#remoteCheck(key, cost, spend, list);
-    const reply = this.store.consume(key, list, cost, spend);
-    if (this.#sync) {
-      if ((reply as StoreReply)[1] === BLOCK_STARTED && this.events.wants.block) {
-        this.#blockStarted(key, list, reply as StoreReply, cost);
-      }
-      return this.#repeats.decide(key, list, reply as StoreReply, cost);
-    }
-    if (reply instanceof Promise) {
-      return reply.then((r) => {
-        if (r[1] === BLOCK_STARTED && this.events.wants.block)
-          this.#blockStarted(key, list, r, cost);
-        return decide(list, r, cost, "store");
-      });
-    }
-    if (reply[1] === BLOCK_STARTED && this.events.wants.block) {
-      this.#blockStarted(key, list, reply, cost);
-    }
-    return this.#repeats.decide(key, list, reply, cost);
-  }
-
-  /**
-   * remoteCheck decides with a network store: a cached denial if one is in
-   * force, the fallback while the breaker is open, else the store within its
-   * deadline.
-   */
-  #remoteCheck(
-    key: string,
-    cost: number,
-    spend: boolean,
-    list: readonly Policy[],
-  ): Decision | Promise<Decision> {
-    const denials = this.#denials;
-    if (denials !== undefined) {
-      const hit = denials.get(key);
-      if (hit !== undefined) {
-        const now = this.#cacheClock();
-        if (hit.until <= now) denials.delete(key);
-        else if (hit.list === list && cost === hit.cost) {
-          this.#stats.cached++;
-          return cachedDecision(hit, now);
-        }
-      }
-    }
-    let probe = false;
-    if (this.#breaker !== "closed") {
-      const now = performance.now();
-      if (this.#breaker === "half-open" || now < this.#nextProbe) {
-        return this.#fallback(key, cost, spend, list);
-      }
-      // Nothing is sent while the client has no connection, so no probe is spent.
-      if ((this.store as Store).available?.() === false)
-        return this.#fallback(key, cost, spend, list);
-      this.#breaker = "half-open";
-      this.#nextProbe = now + PROBE_EVERY;
-      probe = true;
-    }
-    const sentAt = this.#cacheClock();
-    const started = performance.now();
-    this.#stats.storeCalls++;
-    let reply: StoreReply | Promise<StoreReply>;
-    try {
-      reply = this.store.consume(key, list, cost, spend);
-    } catch (error) {
-      this.#failed(probe, false, error);
-      return this.#fallback(key, cost, spend, list);
-    }
-    if (!(reply instanceof Promise)) {
-      this.#succeeded();
-      return this.#stored(key, cost, spend, list, sentAt, reply);
-    }
-    return new Promise<Decision>((resolve) => {
-      const call: Call = {
-        done: false,
-        deadline: started + this.#timeout,
-        sentAt,
-        probe,
-        key,
-        cost,
-        spend,
-        list,
-        resolve,
-      };
-      this.#queue.push(call);
-      if (!this.#armed) this.#arm();
-      reply.then(
-        (r) => {
-          if (call.done) {
-            this.#stats.lateReplies++;
-            return;
-          }
-          call.done = true;
-          this.#succeeded();
-          resolve(this.#stored(key, cost, spend, list, sentAt, r));
-        },
-        (error: unknown) => {
-          if (call.done) return;
-          call.done = true;
-          this.#failed(probe, false, error);
-          resolve(this.#fallback(key, cost, spend, list));
-        },
-      );
-    });
-  }
-
-  /** stored turns a store reply into a decision, caching a denial. */
-  #stored(
-    key: string,
-    cost: number,
-    spend: boolean,
-    list: readonly Policy[],
-    sentAt: number,
-    reply: StoreReply,
-  ): Decision {
-    if (reply[1] === BLOCK_STARTED && this.events.wants.block) {
-      this.#blockStarted(key, list, reply, cost);
-    }
-    const decision = decide(list, reply, cost, "store");
-    const denials = this.#denials;
-    if (denials === undefined) return decision;
-    if (!decision.allowed) {
-      // A consume that a peek's denial would answer must reach the store, where it starts a block.
-      if (!spend && list.some((p) => p.blockFor > 0)) return decision;
-      if (denials.size >= MAX_CACHED) this.#trimDenials(denials);
-      let beyond = 0;
-      if (decision.reason === "blocked") {
-        const left = (reply[2 + 2 * list.length] as number) - decision.now;
-        if (decision.retryAfter > left) beyond = decision.retryAfter - left;
-      }
-      denials.set(key, {
-        until: sentAt + decision.retryAfter - beyond,
-        beyond,
-        cost,
-        list,
-        decision,
-        last: undefined,
-        shared: false,
-      });
-    } else if (denials.size !== 0) {
-      // This instance just spent tokens, so a cached wait (for another cost) is now too short.
-      denials.delete(key);
-    }
-    return decision;
-  }
-
-  #trimDenials(denials: Map<string, Denial>): void {
-    const now = this.#cacheClock();
-    for (const [key, d] of denials) if (d.until <= now) denials.delete(key);
-    if (denials.size < MAX_CACHED * 0.9) return;
-    let drop = denials.size - MAX_CACHED / 2;
-    for (const key of denials.keys()) {
-      if (drop-- <= 0) break;
-      denials.delete(key);
-    }
-  }
-
-  #succeeded(): void {
-    this.#failures = 0;
-    if (this.#breaker !== "closed") {
-      this.#breaker = "closed";
-      if (this.events.wants["breaker-close"]) this.events.emit("breaker-close");
-    }
-    if (this.#fallingBack) this.#fellBack(false);
-  }
-
-  #failed(probe: boolean, timedOut: boolean, error?: unknown): void {
-    this.#reportFailure(timedOut, error);
-    if (timedOut) this.#stats.storeTimeouts++;
-    else this.#stats.storeErrors++;
-    const now = performance.now();
-    if (this.#failures++ === 0) this.#streakStart = now;
-    if (
-      probe ||
-      (this.#breaker === "closed" &&
-        this.#failures >= BREAKER_FAILURES &&
-        now - this.#streakStart >= BREAKER_SPAN)
-    ) {
-      if (this.#breaker === "closed") {
-        this.#stats.breakerOpens++;
-        if (this.events.wants["breaker-open"]) this.events.emit("breaker-open", this.#failures);
-        this.#nextProbe = performance.now() + PROBE_EVERY;
-      }
-      this.#breaker = "open";
-    }
-  }
-
-  /**
-   * arm sets one timer for the oldest call in flight; every call has the same
-   * timeout, so deadlines come in the order calls were sent.
-   */
-  #arm(): void {
-    const queue = this.#queue;
-    while (this.#head < queue.length && (queue[this.#head] as Call).done) this.#head++;
-    if (this.#head >= queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-      return;
-    }
-    this.#armed = true;
-    const wait = (queue[this.#head] as Call).deadline - performance.now();
-    setTimeout(this.#onTimer, Math.max(1, Math.ceil(wait))).unref();
-  }
-
-  /**
-   * The timer only schedules the check: timers run before the event loop
-   * reads sockets, so a reply that already arrived while the loop was busy
-   * would lose to its deadline. setImmediate runs after that read, so a reply
-   * that has arrived wins.
-   */
-  readonly #onTimer = (): void => {
-    setImmediate(this.#expire);
-  };
-
-  readonly #expire = (): void => {
-    const now = performance.now();
-    const queue = this.#queue;
-    while (this.#head < queue.length) {
-      const call = queue[this.#head] as Call;
-      if (!call.done) {
-        if (call.deadline > now) break;
-        call.done = true;
-        this.#failed(call.probe, true);
-        call.resolve(this.#fallback(call.key, call.cost, call.spend, call.list));
-      }
-      this.#head++;
-    }
-    if (this.#head > 1024 && this.#head * 2 > queue.length) {
-      this.#queue = queue.slice(this.#head);
-      this.#head = 0;
-    }
-    this.#armed = false;
-    this.#arm();
-  };
-
-  /** fallback decides by `onStoreError` while the store cannot. */
-  #fallback(key: string, cost: number, spend: boolean, list: readonly Policy[]): Decision {
-    this.#stats.fallbacks++;
-    if (!this.#fallingBack) this.#fellBack(true);
-    if (this.#insurance !== undefined) {
-      const scaled = this.#scale(list);
-      return decide(scaled, this.#insurance.consume(key, scaled, cost, spend), cost, "insurance");
-    }
-    const now = this.clock();
-    const allow = this.onStoreError === "allow";
-    const reply: number[] = [now, allow ? 1 : 0];
-    for (const p of list) reply.push(allow ? p.capacity - cost : 0, now);
-    const decision = decide(list, reply, cost, allow ? "fail-open" : "fail-closed");
-    if (allow) return decision;
-    // Retry when the store is tried again, not when an empty bucket would refill.
-    const retryAfter =
-      this.#breaker === "closed"
-        ? PROBE_EVERY
-        : Math.max(1, Math.ceil(this.#nextProbe - performance.now()));
-    return { ...decision, retryAfter };
-  }
-
-  /** scale divides each policy by `instances` for the insurance limiter. */
-  #scale(list: readonly Policy[]): readonly Policy[] {
-    const n = this.instances;
-    if (n === 1) return list;
-    let scaled = this.#scaled.get(list);
-    if (scaled === undefined) {
-      scaled = list.map((p) => {
-        const capacity = Math.max(1, Math.floor(p.capacity / n));
-        const exact = p.refillRate % n === 0;
-        const refillRate = exact ? p.refillRate / n : p.refillRate;
-        const interval = exact ? p.interval : p.interval * n;
-        return Object.freeze({
-          name: p.name,
-          capacity,
-          refillRate,
-          interval,
-          window: windowOf(capacity, refillRate, interval),
-          maxDebt: Math.floor(p.maxDebt / n),
-          blockFor: p.blockFor,
-        });
-      });
-      this.#scaled.set(list, scaled);
-    }
-    return scaled;
+    return this.#decider(key, cost, spend, list);
   }
 }
 
@@ -1016,37 +685,6 @@ function noSupport(operation: AdjustOperation, store: Store): ConfigError {
     `has no ${operation === "block" ? "block" : "adjust"} method, so ${operation} cannot work`,
     "use MemoryStore or RedisStore, or implement Store.adjust and Store.block",
   );
-}
-
-/** cachedDecision answers from a denial still in force; only the wait has moved on. */
-function cachedDecision(hit: Denial, now: number): Decision {
-  const retryAfter = Math.ceil(hit.until - now) + hit.beyond;
-  // Within one millisecond the answer is the same: give the same frozen Decision (see RepeatMemo).
-  if (hit.last !== undefined && hit.last.retryAfter === retryAfter) {
-    // Frozen once it is handed out twice, as RepeatMemo does.
-    if (!hit.shared) {
-      Object.freeze(hit.last);
-      hit.shared = true;
-    }
-    return hit.last;
-  }
-  const d = hit.decision;
-  // Spelled out in decide's field order, so cached answers share one hidden class with the store's.
-  hit.shared = false;
-  hit.last = {
-    allowed: d.allowed,
-    policy: d.policy,
-    limit: d.limit,
-    remaining: d.remaining,
-    resetAt: d.resetAt,
-    retryAfter,
-    policies: d.policies,
-    // A block replayed from the cache is still a block (Retry-After is its time left).
-    reason: d.reason === "blocked" ? "blocked" : "cached",
-    // The store's clock has moved on by as much as the wait has shrunk.
-    now: d.now + d.retryAfter - retryAfter,
-  };
-  return hit.last;
 }
 
 /**

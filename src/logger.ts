@@ -104,13 +104,21 @@ export function attachLogger(
       : log("info", "fallback-stop", { mode }, "floodgate: the store decides again"),
   );
   events.on("eviction", (kind, policy) => {
-    if (kind !== "throttled") return;
-    log(
-      "warn",
-      "eviction-throttled",
-      { policy },
-      "floodgate: the memory store is full (maxKeys) and evicted a throttled client, who gets a fresh burst; raise maxKeys",
-    );
+    if (kind === "throttled") {
+      log(
+        "warn",
+        "eviction-throttled",
+        { policy },
+        "floodgate: the memory store is full (maxKeys) and evicted a throttled client, who gets a fresh burst; raise maxKeys",
+      );
+    } else if (kind === "store") {
+      log(
+        "warn",
+        "eviction-store",
+        { policy },
+        "floodgate: the store lost the bucket of a throttled client, who gets a fresh burst (Redis evicting keys under maxmemory? set maxmemory-policy noeviction)",
+      );
+    }
   });
   events.onListenerError = (error: unknown, event: LimiterEventName) =>
     log(

@@ -83,12 +83,12 @@ describe("MemoryStore bounds", () => {
     expect(() => new MemoryStore({ max: 5 } as never)).toThrow(/"MemoryStore.max" is not/);
   });
 
-  it("close forgets everything", async () => {
+  it("close forgets everything, and the closed limiter decides nothing", async () => {
     const store = new MemoryStore({ clock: () => 0 });
     const limiter = new RateLimiter({ policy, store });
     await limiter.consume("a", { cost: 10 });
     await limiter.close();
     expect(store.stats().trackedKeys).toBe(0);
-    expect((await limiter.consume("a")).remaining).toBe(9);
+    await expect(limiter.consume("a")).rejects.toMatchObject({ code: "ERR_FLOODGATE_CLOSED" });
   });
 });

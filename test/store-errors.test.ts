@@ -277,8 +277,8 @@ describe("RateLimiter with a network store", () => {
     const decisions = [];
     for (let i = 0; i < 5; i++) decisions.push(await limiter.consume("i"));
     expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, false, false]);
-    // 2 per second over 3 instances: 2 every 3 s.
-    expect(decisions[4]).toMatchObject({ reason: "insurance", limit: 3, retryAfter: 3000 });
+    // 2 per second over 3 instances, in small steps: 1 every 1.5 s (not 2 at once every 3 s).
+    expect(decisions[4]).toMatchObject({ reason: "insurance", limit: 3, retryAfter: 1500 });
   });
 
   it("a reset that hangs rejects after the deadline", async () => {

@@ -3,9 +3,9 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:
 import { ConfigError } from "../core/errors.js";
 import type { Outcome } from "../events.js";
 import type { BreakerState, LimiterStats, RateLimiter } from "../limiter.js";
+import type { TopKey } from "../top-keys.js";
 import { page, SCRIPT, STYLE } from "./dashboard-page.js";
 import { DecisionSeries, type PolicySeries } from "./series.js";
-import type { TopKey } from "./top-keys.js";
 
 /** DashboardRequest is what the dashboard reads of a request, whatever the framework. */
 export interface DashboardRequest {

@@ -85,6 +85,7 @@ describe("prometheusMetrics", () => {
         "full",
         "limited",
         "shadow_limited",
+        "store",
         "throttled",
         "timeout",
       ].sort(),

@@ -255,7 +255,7 @@ export function prometheusMetrics(
   });
   new client.Counter({
     name: name("evictions_total"),
-    help: "Buckets the memory store dropped: kind full (invisible to clients), active, or throttled (that client got a fresh burst: raise maxKeys).",
+    help: "Buckets dropped: by the memory store, kind full (invisible to clients), active, or throttled (that client got a fresh burst: raise maxKeys); kind store, a throttled bucket the network store lost (Redis maxmemory eviction).",
     labelNames: ["kind"],
     registers,
     collect(this: LabeledCounter) {
@@ -264,6 +264,7 @@ export function prometheusMetrics(
       for (const kind of ["full", "active", "throttled"]) {
         this.inc({ kind }, s?.evictions[kind] ?? 0);
       }
+      this.inc({ kind: "store" }, limiter.stats().storeEvictions);
     },
   });
 

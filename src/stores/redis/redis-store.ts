@@ -539,7 +539,7 @@ export class RedisStore implements Store {
     if (unreadable.length > 0) {
       this.#warnings.warn(
         "FLOODGATE_REDIS_CONFIG_UNREADABLE",
-        `floodgate: could not read maxmemory-policy (${unreadable.join("; ")}), so floodgate cannot tell whether Redis may delete its buckets under memory pressure. Make sure it is noeviction (on a managed Redis, in the service's parameter settings).`,
+        `floodgate: could not read maxmemory-policy (${unreadable.join("; ")}), so floodgate cannot tell whether Redis may delete its buckets under memory pressure. Fix: make sure it is noeviction (on a managed Redis, in the service's parameter settings).`,
       );
     }
   }

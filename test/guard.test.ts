@@ -1,0 +1,462 @@
+/**
+ * The guard alone, against a fake network store whose replies the test
+ * gives by hand, on a hand-driven clock: deadlines, the loop-lateness rule,
+ * the breaker, cached denials, the fallback that continues from the store's
+ * last reported state, instances learned through `members`, lost buckets
+ * counted as evictions, and close(). No sleeps: time moves only when a test
+ * moves it.
+ */
+import { describe, expect, it } from "vitest";
+import type { Decision } from "../src/core/decision.js";
+import { ClosedError } from "../src/core/errors.js";
+import { type Policy, policies } from "../src/core/policy.js";
+import { LimiterEvents } from "../src/events.js";
+import { Guard, type GuardTimers, type StoreErrorMode } from "../src/stores/guard.js";
+import type { Store } from "../src/stores/store.js";
+import { StoreTimeoutError } from "../src/stores/store-errors.js";
+
+const TIMEOUT = 50;
+/** The store's clock runs this far ahead of this process's: replies carry its time. */
+const SKEW = 1_000_000;
+
+/** ManualTimers is time that moves only when the test says so. */
+class ManualTimers implements GuardTimers {
+  t = 0;
+  #next = 1;
+  readonly #timers = new Map<number, { at: number; fn: () => void }>();
+  #soon: (() => void)[] = [];
+
+  now(): number {
+    return this.t;
+  }
+  after(ms: number, fn: () => void): unknown {
+    const id = this.#next++;
+    this.#timers.set(id, { at: this.t + ms, fn });
+    return id;
+  }
+  cancel(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+  soon(fn: () => void): void {
+    this.#soon.push(fn);
+  }
+  /** pending counts timers and immediates still to run. */
+  get pending(): number {
+    return this.#timers.size + this.#soon.length;
+  }
+  /** advance moves time by `ms`, running each timer at its due instant, then what it scheduled `soon`. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const due = this.#due();
+      if (due === undefined || due[1].at > end) break;
+      this.t = Math.max(this.t, due[1].at);
+      this.#fire(due[0]);
+    }
+    this.t = end;
+  }
+  /** stall moves time by `ms` with the loop blocked: overdue timers fire late, all at the end. */
+  stall(ms: number): void {
+    this.t += ms;
+    for (;;) {
+      const due = this.#due();
+      if (due === undefined || due[1].at > this.t) break;
+      this.#fire(due[0]);
+    }
+  }
+  #due(): [number, { at: number; fn: () => void }] | undefined {
+    let best: [number, { at: number; fn: () => void }] | undefined;
+    for (const entry of this.#timers)
+      if (best === undefined || entry[1].at < best[1].at) best = entry;
+    return best;
+  }
+  #fire(id: number): void {
+    const timer = this.#timers.get(id) as { fn: () => void };
+    this.#timers.delete(id);
+    timer.fn();
+    const soon = this.#soon;
+    this.#soon = [];
+    for (const fn of soon) fn();
+  }
+}
+
+interface Pending {
+  key: string;
+  cost: number;
+  spend: boolean;
+  resolve(reply: number[]): void;
+  reject(error: Error): void;
+}
+
+/** FakeStore answers nothing by itself: the test replies to each call, by the store's clock. */
+class FakeStore implements Store {
+  readonly timeout = TIMEOUT;
+  readonly calls: Pending[] = [];
+  resets: string[] = [];
+  resetReply: Promise<void> | undefined;
+  instances: number | undefined;
+  beats = 0;
+  members?: (id: string, ttlMs: number) => Promise<number>;
+
+  constructor(instances?: number) {
+    if (instances !== undefined) {
+      this.instances = instances;
+      this.members = () => {
+        this.beats++;
+        return Promise.resolve(this.instances as number);
+      };
+    }
+  }
+
+  consume(key: string, _list: readonly Policy[], cost: number, spend: boolean): Promise<number[]> {
+    return new Promise((resolve, reject) => this.calls.push({ key, cost, spend, resolve, reject }));
+  }
+  reset(key: string): Promise<void> {
+    this.resets.push(key);
+    return this.resetReply ?? Promise.resolve();
+  }
+  /** reply answers the newest open call: the bucket holds `tokens`, refilled at `refilledAt` (store ms). */
+  reply(allowed: boolean, tokens: number, refilledAt: number, now: number): void {
+    (this.calls.pop() as Pending).resolve([now, allowed ? 1 : 0, tokens, refilledAt]);
+  }
+}
+
+const list = policies({ capacity: 50, refillRate: 10, interval: 1000 }, "policy");
+
+function setup(
+  options: { instances?: number; learn?: number; mode?: StoreErrorMode; cache?: boolean } = {},
+) {
+  const timers = new ManualTimers();
+  const store = new FakeStore(options.learn);
+  const events = new LimiterEvents();
+  const guard = new Guard({
+    store,
+    timeout: TIMEOUT,
+    clock: () => timers.t,
+    onStoreError: options.mode ?? "insurance",
+    instances: options.instances,
+    cacheDenials: options.cache ?? true,
+    events,
+    timers,
+  });
+  return { timers, store, events, guard };
+}
+
+/** settle lets promise callbacks (store replies) run. */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+/** fallbackRun spends until the fallback denies, with the store stalled: how many it admitted. */
+async function drain(guard: Guard, timers: ManualTimers, key: string, most = 100): Promise<number> {
+  let admitted = 0;
+  for (let i = 0; i < most; i++) {
+    const d = await decideStalled(guard, timers, key);
+    expect(d.reason).toBe("insurance");
+    if (!d.allowed) return admitted;
+    admitted++;
+  }
+  return admitted;
+}
+
+/** decideStalled sends one call the store never answers and lets its deadline pass on time. */
+async function decideStalled(guard: Guard, timers: ManualTimers, key: string): Promise<Decision> {
+  const answer = guard.decide(key, 1, true, list);
+  timers.advance(TIMEOUT + 1);
+  return answer;
+}
+
+describe("Guard: deadline and fallback", () => {
+  it("a store call that misses its deadline is answered by the fallback and counted", async () => {
+    const { guard, timers } = setup();
+    const d = await decideStalled(guard, timers, "a");
+    expect(d).toMatchObject({ allowed: true, reason: "insurance", remaining: 49 });
+    expect(guard.stats()).toMatchObject({ storeCalls: 1, storeTimeouts: 1, fallbacks: 1 });
+  });
+
+  it("a reply within the deadline decides, and a late one is only counted", async () => {
+    const { guard, timers, store } = setup();
+    const first = guard.decide("a", 1, true, list);
+    timers.advance(TIMEOUT - 1);
+    store.reply(true, 49, SKEW, SKEW);
+    expect(await first).toMatchObject({ allowed: true, reason: "store", remaining: 49 });
+    const second = guard.decide("a", 1, true, list);
+    timers.advance(TIMEOUT + 1);
+    store.reply(true, 48, SKEW, SKEW + TIMEOUT + 1);
+    await settle();
+    expect((await second).reason).toBe("insurance");
+    expect(guard.stats()).toMatchObject({ lateReplies: 1, storeTimeouts: 1 });
+  });
+
+  it('"deny" refuses until the store is tried again; "allow" lets through', async () => {
+    const deny = setup({ mode: "deny" });
+    expect(await decideStalled(deny.guard, deny.timers, "a")).toMatchObject({
+      allowed: false,
+      reason: "fail-closed",
+      retryAfter: 1000,
+    });
+    const allow = setup({ mode: "allow" });
+    expect(await decideStalled(allow.guard, allow.timers, "a")).toMatchObject({
+      allowed: true,
+      reason: "fail-open",
+    });
+  });
+});
+
+describe("Guard: the fallback remembers", () => {
+  it("a key the store reported drained stays drained: never a fresh bucket", async () => {
+    const { guard, timers, store } = setup();
+    const first = guard.decide("k", 1, true, list);
+    store.reply(false, 0, SKEW, SKEW + 400);
+    expect((await first).allowed).toBe(false);
+    // The cached denial ends 600 ms later, at the store's next refill; then the store stalls.
+    timers.advance(600);
+    const d = await decideStalled(guard, timers, "k");
+    // The refill at store 1000 is local 600 (the offset seen when the reply came): 10 tokens, no more.
+    expect(d).toMatchObject({ allowed: true, reason: "insurance", remaining: 9 });
+    expect(await drain(guard, timers, "k")).toBe(9);
+  });
+
+  it("continues from the reported tokens and refill time, moved to this process's clock", async () => {
+    const { guard, timers, store } = setup();
+    const first = guard.decide("k", 1, true, list);
+    // 5 tokens left, last refill 300 ms before the store's now: the next is 700 ms away.
+    store.reply(true, 5, SKEW - 300, SKEW);
+    await first;
+    expect(await drain(guard, timers, "k")).toBe(5);
+    const denied = await decideStalled(guard, timers, "k");
+    expect(denied.allowed).toBe(false);
+    // Asked at local 6 x 51 = 306 ms: the refill is due at local 700.
+    expect(denied.retryAfter).toBe(700 - timers.t + TIMEOUT + 1);
+    timers.advance(700 - timers.t);
+    expect(await drain(guard, timers, "k")).toBe(10);
+  });
+
+  it("with N instances a reported state is shared: tokens / N, refill / N", async () => {
+    const { guard, timers, store } = setup({ instances: 4 });
+    const first = guard.decide("k", 1, true, list);
+    store.reply(true, 30, SKEW, SKEW);
+    await first;
+    // floor(30 / 4) = 7 tokens; 10 per second over 4 instances is 2.5 a second here,
+    // in steps of 2 every 800 ms from the reported refill (local 0): never a burst of 10.
+    expect(await drain(guard, timers, "k")).toBe(7);
+    const denied = await decideStalled(guard, timers, "k");
+    expect(denied).toMatchObject({ allowed: false, limit: 12 });
+    // The next step is due at local 800 (decisions here are stamped with this process's clock).
+    expect(denied.now + denied.retryAfter).toBe(800);
+    timers.advance(800 - timers.t);
+    expect(await drain(guard, timers, "k")).toBe(2);
+    timers.advance(4000);
+    // Five more steps of 2, but a share holds 12 at most.
+    expect(await drain(guard, timers, "k")).toBe(10);
+  });
+
+  it("a key the store never saw starts with this instance's share", async () => {
+    const { guard, timers } = setup({ instances: 4 });
+    expect(await drain(guard, timers, "new")).toBe(12);
+  });
+
+  it("a reply that comes after its deadline still teaches the fallback; an older one does not", async () => {
+    const { guard, timers, store } = setup();
+    const stalled = guard.decide("k", 1, true, list);
+    const late = store.calls.pop() as Pending;
+    timers.advance(TIMEOUT + 1);
+    expect(await stalled).toMatchObject({ reason: "insurance", remaining: 49 });
+    late.resolve([SKEW, 0, 0, SKEW - 100]);
+    await settle();
+    expect(guard.stats().lateReplies).toBe(1);
+    expect((await decideStalled(guard, timers, "k")).allowed).toBe(false);
+    // A reply older (by the store's clock) than the state held changes nothing.
+    const older = guard.decide("k", 1, true, list);
+    timers.advance(TIMEOUT + 1);
+    await older;
+    store.reply(true, 40, SKEW - 500, SKEW - 500);
+    await settle();
+    expect((await decideStalled(guard, timers, "k")).allowed).toBe(false);
+  });
+
+  it("a new reply from the store replaces the fallback's state", async () => {
+    const { guard, timers, store } = setup();
+    const first = guard.decide("k", 1, true, list);
+    store.reply(true, 3, SKEW, SKEW);
+    await first;
+    expect(await drain(guard, timers, "k")).toBe(3);
+    const again = guard.decide("k", 1, true, list);
+    store.reply(true, 20, SKEW, SKEW + 200);
+    expect((await again).reason).toBe("store");
+    expect(await decideStalled(guard, timers, "k")).toMatchObject({
+      reason: "insurance",
+      remaining: 19,
+    });
+  });
+});
+
+describe("Guard: a late event loop is not a store failure", () => {
+  it("a deadline missed because the timer fired late gets one more timeout; the reply then decides", async () => {
+    const { guard, timers, store } = setup();
+    const answer = guard.decide("a", 1, true, list);
+    // The loop was blocked for 5 timeouts: the timer runs 200 ms after it was due.
+    timers.stall(5 * TIMEOUT);
+    expect(guard.stats()).toMatchObject({ lateLoop: 1, storeTimeouts: 0, fallbacks: 0 });
+    timers.advance(TIMEOUT - 1);
+    store.reply(true, 49, SKEW, SKEW);
+    expect(await answer).toMatchObject({ reason: "store", allowed: true });
+    expect(guard.stats()).toMatchObject({ storeTimeouts: 0, breaker: "closed" });
+  });
+
+  it("after the extra timeout on time, the call is a store failure", async () => {
+    const { guard, timers } = setup();
+    const answer = guard.decide("a", 1, true, list);
+    timers.stall(5 * TIMEOUT);
+    timers.advance(TIMEOUT + 1);
+    expect((await answer).reason).toBe("insurance");
+    expect(guard.stats()).toMatchObject({ lateLoop: 1, storeTimeouts: 1 });
+  });
+
+  it("late twice: the fallback answers, still no failure, the breaker stays closed", async () => {
+    const { guard, timers } = setup();
+    const answers = [1, 2, 3, 4].map(() => guard.decide("a", 1, true, list));
+    timers.stall(5 * TIMEOUT);
+    timers.stall(5 * TIMEOUT);
+    for (const d of await Promise.all(answers)) expect(d.reason).toBe("insurance");
+    expect(guard.stats()).toMatchObject({
+      lateLoop: 8,
+      storeTimeouts: 0,
+      breaker: "closed",
+      breakerOpens: 0,
+    });
+  });
+
+  it("timeouts on time open the breaker; it probes once a second and closes on success", async () => {
+    const { guard, timers, store, events } = setup();
+    const seen: string[] = [];
+    events.on("breaker-open", () => seen.push("open"));
+    events.on("breaker-close", () => seen.push("close"));
+    for (let i = 0; i < 5; i++) {
+      await decideStalled(guard, timers, "a");
+      timers.advance(60);
+    }
+    expect(guard.stats()).toMatchObject({ breaker: "open", breakerOpens: 1 });
+    const calls = store.calls.length;
+    expect((await guard.decide("a", 1, true, list)).reason).toBe("insurance");
+    expect(store.calls.length).toBe(calls);
+    timers.advance(1000);
+    const probe = guard.decide("a", 1, true, list);
+    expect(guard.stats().breaker).toBe("half-open");
+    store.reply(true, 10, SKEW, SKEW);
+    expect((await probe).reason).toBe("store");
+    expect(seen).toEqual(["open", "close"]);
+  });
+});
+
+describe("Guard: cached denials", () => {
+  it("a denial is answered locally until its retryAfter, counted from when the call was sent", async () => {
+    const { guard, timers, store } = setup();
+    const first = guard.decide("k", 1, true, list);
+    store.reply(false, 0, SKEW - 800, SKEW);
+    expect(await first).toMatchObject({ allowed: false, retryAfter: 200 });
+    timers.advance(150);
+    expect(await guard.decide("k", 1, true, list)).toMatchObject({
+      reason: "cached",
+      retryAfter: 50,
+    });
+    expect(store.calls.length).toBe(0);
+    timers.advance(50);
+    void guard.decide("k", 1, true, list);
+    expect(store.calls.length).toBe(1);
+  });
+});
+
+describe("Guard: instances learned through the store", () => {
+  it("beats at the first decision and every 5 s; the share follows the count", async () => {
+    const { guard, timers, store } = setup({ learn: 5 });
+    expect(guard.instances).toBe(1);
+    expect(store.beats).toBe(0);
+    void guard.decide("a", 1, true, list);
+    await settle();
+    expect(store.beats).toBe(1);
+    expect(guard.instances).toBe(5);
+    store.instances = 2;
+    timers.advance(5000);
+    await settle();
+    expect(store.beats).toBe(2);
+    expect(guard.instances).toBe(2);
+    expect(await decideStalled(guard, timers, "never-seen")).toMatchObject({
+      limit: 25,
+      remaining: 24,
+    });
+  });
+
+  it("an instances option overrides: no heartbeat", async () => {
+    const { guard, timers, store } = setup({ learn: 5, instances: 3 });
+    await decideStalled(guard, timers, "a");
+    timers.advance(20_000);
+    expect(store.beats).toBe(0);
+    expect(guard.instances).toBe(3);
+  });
+
+  it("a count that is not a number >= 1 is ignored", async () => {
+    const { guard, store } = setup({ learn: 0 });
+    void guard.decide("a", 1, true, list);
+    await settle();
+    expect(store.beats).toBe(1);
+    expect(guard.instances).toBe(1);
+  });
+});
+
+describe("Guard: buckets the store lost", () => {
+  it("a throttled bucket the store calls new before it could refill counts as an eviction of kind store", async () => {
+    const { guard, timers, store, events } = setup({ cache: false });
+    const heard: [string, string, string][] = [];
+    events.on("eviction", (kind, policy, key) => heard.push([kind, policy, key]));
+    const first = guard.decide("k", 1, true, list);
+    store.reply(false, 0, SKEW, SKEW + 500);
+    await first;
+    timers.advance(100);
+    const second = guard.decide("k", 1, true, list);
+    // The store answers as from a new bucket: full before this request, refilled at its now.
+    store.reply(true, 49, SKEW + 600, SKEW + 600);
+    expect((await second).allowed).toBe(true);
+    expect(heard).toEqual([["store", "default", "k"]]);
+    expect(guard.stats().storeEvictions).toBe(1);
+  });
+
+  it("a bucket that could have refilled, or a key reset here, is not counted", async () => {
+    const { guard, store } = setup({ cache: false });
+    const first = guard.decide("k", 1, true, list);
+    store.reply(false, 0, SKEW, SKEW + 500);
+    await first;
+    // Five whole intervals later 0 + 5 x 10 = 50: full, legitimately.
+    const later = guard.decide("k", 1, true, list);
+    store.reply(true, 49, SKEW + 5000, SKEW + 5000);
+    await later;
+    const drained = guard.decide("k", 1, true, list);
+    store.reply(false, 0, SKEW + 5000, SKEW + 5100);
+    await drained;
+    await guard.reset("k", list);
+    const fresh = guard.decide("k", 1, true, list);
+    store.reply(true, 49, SKEW + 5200, SKEW + 5200);
+    await fresh;
+    expect(guard.stats().storeEvictions).toBe(0);
+  });
+});
+
+describe("Guard: reset and close", () => {
+  it("reset rejects with StoreTimeoutError when the store does not confirm within its timeout", async () => {
+    const { guard, timers, store } = setup();
+    store.resetReply = new Promise(() => {});
+    const done = guard.reset("k", list);
+    timers.advance(TIMEOUT);
+    await expect(done).rejects.toBeInstanceOf(StoreTimeoutError);
+    expect(timers.pending).toBe(0);
+  });
+
+  it("close rejects the calls in flight with ClosedError and stops every timer; twice is fine", async () => {
+    const { guard, timers } = setup({ learn: 3 });
+    const answers = [guard.decide("a", 1, true, list), guard.decide("b", 1, true, list)];
+    await settle();
+    expect(timers.pending).toBeGreaterThan(0);
+    guard.close();
+    guard.close();
+    for (const a of answers) await expect(a).rejects.toBeInstanceOf(ClosedError);
+    expect(timers.pending).toBe(0);
+  });
+});
