@@ -355,9 +355,14 @@ export class RateLimiter {
    * Number.MAX_SAFE_INTEGER) back to every policy's bucket for `key`, never
    * above capacity: a refund to a full bucket changes nothing. It never
    * rejects for a store failure (see Settlement.applied); a bad key or cost
-   * rejects with TypeError or CostError.
+   * rejects with TypeError or CostError. `list` is for the HTTP layer, which
+   * refunds under the policies it charged (a tier's, a route's); leave it out.
    */
-  refund(key: string, options?: ConsumeOptions): Promise<Settlement> {
+  refund(
+    key: string,
+    options?: ConsumeOptions,
+    list: readonly Policy[] = this.policies,
+  ): Promise<Settlement> {
     try {
       assertKey(key);
       const bounded = boundKey(key);
@@ -365,7 +370,7 @@ export class RateLimiter {
       const problem = checkAmount(cost, 1);
       if (problem !== undefined) throw new CostError(cost, problem);
       if (this.#closed) throw new ClosedError("the RateLimiter");
-      const done = this.#adjust(bounded, -cost, "refund", this.policies);
+      const done = this.#adjust(bounded, -cost, "refund", list);
       return done.then((settlement) => {
         if (settlement.applied) this.#waiters.wake(bounded);
         return settlement;

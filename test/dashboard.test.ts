@@ -72,6 +72,42 @@ describe("dashboard handler", () => {
     ]);
   });
 
+  it("lists blocked clients, latest ending first, until their block ends", async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const guarded = new RateLimiter({
+      policy: { name: "login", capacity: 2, refillRate: 2, interval: "15m", blockFor: 60_000 },
+      clock: () => clock.now,
+    });
+    const blocks = dashboard({ limiter: guarded, guard: loopbackOnly, top: 3 });
+    expect(blocks.stats().blocked).toEqual([]);
+    for (let i = 0; i < 3; i++) await guarded.consume("203.0.113.5");
+    await guarded.block("203.0.113.6", 120_000);
+    clock.now += 10_000;
+    // A denial during the block neither extends it nor lists it twice.
+    expect((await guarded.consume("203.0.113.5")).reason).toBe("blocked");
+    const t0 = 1_700_000_000_000;
+    expect(blocks.stats().blocked).toEqual([
+      { key: "203.0.113.6", until: t0 + 120_000 },
+      { key: "203.0.113.5", until: t0 + 60_000, policy: "login" },
+    ]);
+    const json = await blocks.handle(req("/ratelimit/stats.json"));
+    expect(JSON.parse(json?.body ?? "").blocked).toHaveLength(2);
+    clock.now = t0 + 60_000;
+    expect(blocks.stats().blocked.map((b) => b.key)).toEqual(["203.0.113.6"]);
+    // Many blocks at once: the list stays bounded and shows the latest ending.
+    for (let i = 0; i < 1500; i++) await guarded.block(`bulk-${i}`, 1000 + i);
+    expect(blocks.stats().blocked.map((b) => b.key)).toEqual([
+      "bulk-1499",
+      "bulk-1498",
+      "bulk-1497",
+    ]);
+    clock.now = t0 + 200_000;
+    expect(blocks.stats().blocked).toEqual([]);
+    blocks.stop();
+    await guarded.block("203.0.113.7", 1000);
+    expect(blocks.stats().blocked).toEqual([]);
+  });
+
   it("refuses others with 403 before saying anything, and methods other than GET and HEAD with 405", async () => {
     const refused = await board.handle(req("/admin/ratelimit/stats.json", "203.0.113.5"));
     expect(refused?.status).toBe(403);
@@ -285,6 +321,12 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)(
       expect(Math.min(...ys)).toBeLessThan(Math.max(...ys));
       expect(await page.locator('svg[data-policy="minute"]').count()).toBe(1);
       await expect(page.locator("#top tr td.key").first().textContent()).resolves.toBe("hammer-1");
+      await expect(page.locator("#blocked td.empty").textContent()).resolves.toBe("nobody blocked");
+      await limiter.block("hammer-1", 90_000);
+      await page.waitForSelector("#blocked td.key", { timeout: 15_000 });
+      await expect(page.locator("#blocked td.key").textContent()).resolves.toBe("hammer-1");
+      await expect(page.locator("#blocked tr td").nth(1).textContent()).resolves.toBe("by hand");
+      expect(await page.locator("#blocked tr td.n").textContent()).toMatch(/^(89|90) s$/);
       await expect(page.locator("#breaker").textContent()).resolves.toBe("in-process");
       expect(await page.locator(".rates").first().textContent()).toMatch(/limited\/s/);
 

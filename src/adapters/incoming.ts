@@ -3,7 +3,7 @@
 // the raw headers as the client sent them, never a framework's idea of the
 // client (Express's req.ip follows its own `trust proxy`; floodgate's
 // keys.ip has its own trustProxy, so both cannot disagree silently).
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RequestReader } from "../http/index.js";
 
 /** readAddress is the socket's peer address; undefined once the socket is gone. */
@@ -15,6 +15,15 @@ export function readAddress(request: IncomingMessage): string | undefined {
 export function readHeader(request: IncomingMessage, name: string): string | undefined {
   const value = request.headers[name];
   return value === undefined || typeof value === "string" ? value : value.join(", ");
+}
+
+/**
+ * whenSent calls `sent` (the `refund` option's hook) with the status once
+ * Node has sent `res` ('finish'); a response cut off before it was sent
+ * never finishes, and its request stays charged.
+ */
+export function whenSent(res: ServerResponse, sent: ((status: number) => void) | undefined): void {
+  if (sent !== undefined) res.once("finish", () => sent(res.statusCode));
 }
 
 /** incomingReader reads a Node IncomingMessage. */

@@ -90,6 +90,7 @@ describe("stacked limiters: decisions merged, then formatted", () => {
               set,
               legacy: l.legacy,
               ietf: l.ietf,
+              sent: undefined,
             };
             stack = merge(stack, outcome);
             text = text === undefined ? headers : textMerge(text, headers, limited);
@@ -115,6 +116,7 @@ describe("stacked limiters: decisions merged, then formatted", () => {
       set,
       legacy: true,
       ietf: true,
+      sent: undefined,
     };
     expect(merge(undefined, outcome)).toBe(outcome);
   });

@@ -566,3 +566,55 @@ describe("failClosedStatusCode", () => {
     expect(() => clocked({ failClosedStatusCode: 200 })).toThrow(/"failClosedStatusCode".*got 200/);
   });
 });
+
+describe("the refund option", () => {
+  const login = { name: "login", capacity: 2, refillRate: 2, interval: "15m" } as const;
+
+  it("is refused at build time unless it is a function", () => {
+    for (const bad of [true, "status < 400", 1, {}]) {
+      expect(() =>
+        createRateLimit<Req>({ policy: login, refund: bad as unknown as () => boolean }, reader),
+      ).toThrow(/"refund" must be a function.*\(request, status\) => boolean/s);
+    }
+  });
+
+  it("hands the adapter a hook only for requests the store charged", async () => {
+    const { limit } = clocked({ policy: login, refund: () => true });
+    const first = sync(limit.check(req()));
+    expect(first.sent).toBeTypeOf("function");
+    const plain = clocked({ policy: login });
+    expect(sync(plain.limit.check(req())).sent).toBeUndefined();
+    const shadow = clocked({ policy: login, mode: "shadow", refund: () => true });
+    sync(shadow.limit.check(req()));
+    sync(shadow.limit.check(req()));
+    // Over the limit in shadow mode: let through, but nothing was spent, so nothing to give back.
+    const over = sync(shadow.limit.check(req()));
+    expect(over.limited).toBe(false);
+    expect(over.decision.allowed).toBe(false);
+    expect(over.sent).toBeUndefined();
+  });
+
+  it("asks once, refunds only on true (not on truthy), under the policies charged", async () => {
+    const statuses: number[] = [];
+    const { limit } = clocked({
+      policy: login,
+      refund: (_r, status) => {
+        statuses.push(status);
+        return (status === 200 ? true : status === 201 ? Promise.resolve(true) : 1) as boolean;
+      },
+    });
+    const a = sync(limit.check(req()));
+    a.sent?.(200);
+    a.sent?.(200);
+    const b = sync(limit.check(req()));
+    b.sent?.(201);
+    await Promise.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(statuses).toEqual([200, 201]);
+    expect(await limit.limiter.peek("1.2.3.4")).toMatchObject({ allowed: true });
+    const c = sync(limit.check(req()));
+    c.sent?.(204);
+    expect(sync(limit.check(req())).decision.remaining).toBe(0);
+    expect(sync(limit.check(req())).limited).toBe(true);
+  });
+});

@@ -38,6 +38,12 @@ export interface RateLimitOutcome {
   readonly legacy: boolean;
   /** This middleware sends the IETF RateLimit-Policy and RateLimit headers. */
   readonly ietf: boolean;
+  /**
+   * With the `refund` option, for a request that was charged: the adapter
+   * calls it with the status once the response has been sent (later calls
+   * do nothing). Undefined otherwise, so the adapter listens for nothing.
+   */
+  readonly sent: ((status: number) => void) | undefined;
 }
 
 /** CheckResult is `check`'s answer: null when the request was skipped. */
@@ -97,6 +103,7 @@ export class RateLimit<Req, Reply = never> {
   readonly #reader: RequestReader<Req>;
   readonly #extra: readonly string[];
   readonly #book: PolicyBook;
+  readonly #reported = { done: false };
 
   /** @internal Use createRateLimit or route. */
   constructor(
@@ -244,11 +251,19 @@ export class RateLimit<Req, Reply = never> {
     cost: number,
   ): RateLimitOutcome | Promise<RateLimitOutcome> {
     const decision = this.limiter.check(key, cost, true, set.list, this.#s.shadow);
-    if (decision instanceof Promise) return decision.then((d) => this.#outcome(request, set, d));
-    return this.#outcome(request, set, decision);
+    if (decision instanceof Promise) {
+      return decision.then((d) => this.#outcome(request, key, cost, set, d));
+    }
+    return this.#outcome(request, key, cost, set, decision);
   }
 
-  #outcome(request: Req, set: PolicySet, decision: Decision): RateLimitOutcome {
+  #outcome(
+    request: Req,
+    key: string,
+    cost: number,
+    set: PolicySet,
+    decision: Decision,
+  ): RateLimitOutcome {
     const s = this.#s;
     let limited = false;
     if (!decision.allowed) {
@@ -276,6 +291,45 @@ export class RateLimit<Req, Reply = never> {
       set,
       legacy: s.legacy,
       ietf: s.ietf,
+      sent: s.refund === undefined ? undefined : this.#sent(request, key, cost, set, decision),
+    };
+  }
+
+  /**
+   * sent builds the callback an adapter calls once the response is out: it
+   * asks the `refund` option and gives `cost` back under the policies the
+   * request was charged. Only a request the store charged is refunded: a
+   * denied one spent nothing (shadow mode included), and one the fallback
+   * decided was charged elsewhere or not at all.
+   */
+  #sent(
+    request: Req,
+    key: string,
+    cost: number,
+    set: PolicySet,
+    decision: Decision,
+  ): ((status: number) => void) | undefined {
+    const reason = decision.reason;
+    if (!decision.allowed || (reason !== "store" && reason !== "cached")) return undefined;
+    const refund = this.#s.refund as NonNullable<Settings<Req, Reply>["refund"]>;
+    const limiter = this.limiter;
+    const report = (error: unknown) => reportRefund(this.#reported, error);
+    const give = (yes: unknown) => {
+      if (yes === true) limiter.refund(key, { cost }, set.list).catch(report);
+    };
+    let called = false;
+    return (status) => {
+      if (called) return;
+      called = true;
+      let answer: boolean | Promise<boolean>;
+      try {
+        answer = refund(request, status);
+      } catch (error) {
+        report(error);
+        return;
+      }
+      if (isThenable<boolean>(answer)) Promise.resolve(answer).then(give, report);
+      else give(answer);
     };
   }
 
@@ -342,6 +396,20 @@ export class RateLimit<Req, Reply = never> {
     }
     this.limiter.adopt(set.list);
   }
+}
+
+/**
+ * reportRefund reports that a `refund` option threw or rejected, the first
+ * time for each middleware: the response has been sent already, so nothing
+ * else can see it.
+ */
+function reportRefund(reported: { done: boolean }, error: unknown): void {
+  if (reported.done) return;
+  reported.done = true;
+  process.emitWarning(
+    `the refund option threw or rejected (${error instanceof Error ? error.message : String(error)}); the request's cost stays spent. Later errors of this refund option are not reported`,
+    { type: "FloodgateWarning", code: "FLOODGATE_REFUND_ERROR" },
+  );
 }
 
 /**

@@ -85,6 +85,17 @@ export interface RateLimitOptions<Req, Reply = never> {
    * the rate-limit headers and Retry-After are already set when it runs.
    */
   respond?: (request: Req, reply: Reply, decision: Decision) => unknown;
+  /**
+   * Called once the response has been sent, with the request and its
+   * status: when it returns (or resolves to) `true`, the request's cost is
+   * given back to the buckets it was charged to (its tier's, its route's).
+   * `(request, status) => status < 400` counts only failed requests (failed
+   * logins). Only requests that were charged are asked: never a denied,
+   * skipped or shadow-allowed-over-limit request, nor one the fallback
+   * decided while the store failed. It runs after the response and never
+   * delays it; a throw or rejection is reported as a process warning.
+   */
+  refund?: (request: Req, status: number) => boolean | Promise<boolean>;
 }
 
 /** LimitedResponse is the limited response, serialized: adapters send it as is. */
@@ -116,6 +127,7 @@ const OPTIONS = [
   "failClosedStatusCode",
   "body",
   "respond",
+  "refund",
 ] as const;
 
 /** Settings are validated options, ready for the hot path. @internal */
@@ -144,6 +156,7 @@ export interface Settings<Req, Reply> {
   readonly failClosedResponse: LimitedResponse | undefined;
   readonly bodyFn: ((request: Req, decision: Decision) => LimitedBody) | undefined;
   readonly respond: ((request: Req, reply: Reply, decision: Decision) => unknown) | undefined;
+  readonly refund: ((request: Req, status: number) => boolean | Promise<boolean>) | undefined;
 }
 
 function isFunction(value: unknown): value is (...args: never[]) => unknown {
@@ -360,6 +373,12 @@ export function compileOptions<Req, Reply>(
     "pass a function that sends the response, or use statusCode and body",
   );
 
+  const refund = fn(
+    `${prefix}refund`,
+    o.refund,
+    "pass (request, status) => boolean, e.g. refund: (request, status) => status < 400 to count only failed requests",
+  );
+
   return {
     set,
     policiesFn,
@@ -381,5 +400,6 @@ export function compileOptions<Req, Reply>(
     failClosedResponse,
     bodyFn,
     respond,
+    refund,
   };
 }

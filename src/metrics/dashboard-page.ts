@@ -168,6 +168,22 @@ export const SCRIPT = `
       body.appendChild(row([t.key, fmt(t.count) + (t.error ? " (\\u00b1" + fmt(t.error) + ")" : "")], ["key", "n"]));
     });
   }
+  function renderBlocked(blocked, now) {
+    var body = document.getElementById("blocked");
+    while (body.firstChild) body.removeChild(body.firstChild);
+    if (!blocked.length) {
+      var tr = el("tr", "");
+      var td = el("td", "empty", "nobody blocked");
+      td.setAttribute("colspan", "3");
+      tr.appendChild(td);
+      body.appendChild(tr);
+      return;
+    }
+    blocked.forEach(function (b) {
+      var left = Math.max(0, Math.ceil((b.until - now) / 1000));
+      body.appendChild(row([b.key, b.policy === undefined ? "by hand" : b.policy, fmt(left) + " s"], ["key", "", "n"]));
+    });
+  }
   function renderStore(store) {
     var badge = document.getElementById("breaker");
     badge.textContent = store.remote ? "breaker " + store.breaker : "in-process";
@@ -200,6 +216,7 @@ export const SCRIPT = `
       draw(panels[name], data.series[name], data.seconds);
     });
     renderTop(data.top);
+    renderBlocked(data.blocked || [], data.now);
     renderStore(data.store);
     status.className = "";
     status.textContent = "updated " + new Date(data.now).toLocaleTimeString();
@@ -257,6 +274,9 @@ export function page(statsUrl: string, title: string): string {
 <div>
 <section><h2>Top limited clients</h2>
 <table><thead><tr><th>client key</th><th class="n">limited</th></tr></thead><tbody id="top"></tbody></table>
+</section>
+<section><h2>Blocked clients</h2>
+<table><thead><tr><th>client key</th><th>policy</th><th class="n">ends in</th></tr></thead><tbody id="blocked"></tbody></table>
 </section>
 <section><h2>Store <span id="store-kind"></span> <span id="breaker" class="badge">…</span></h2>
 <table><tbody id="store"></tbody></table>

@@ -54,6 +54,15 @@ export interface DashboardStore extends Omit<LimiterStats, "breaker"> {
   evictions?: { full: number; active: number; throttled: number };
 }
 
+/** BlockedClient is a key kept out by a block (a policy's blockFor, or limiter.block). */
+export interface BlockedClient {
+  key: string;
+  /** Epoch ms the block ends, by the store's clock. */
+  until: number;
+  /** The policy whose blockFor started it; undefined for a block made by hand. */
+  policy?: string;
+}
+
 /** DashboardStats is the JSON the stats endpoint serves. */
 export interface DashboardStats {
   /** Epoch ms of the snapshot, by the limiter's clock. */
@@ -65,6 +74,8 @@ export interface DashboardStats {
   /** Decisions by outcome since the dashboard was created. */
   totals: Record<Outcome, number>;
   top: TopKey[];
+  /** Blocks in force, the latest ending first, at most `top` of them. */
+  blocked: BlockedClient[];
   store: DashboardStore;
   policies: { name: string; capacity: number; refillRate: number; interval: number }[];
 }
@@ -85,6 +96,8 @@ export interface Dashboard {
   stop(): void;
 }
 
+/** Blocks remembered at most (keys are already bounded by the limiter's digest of long keys). */
+const MAX_BLOCKED = 1000;
 const PATH = /^\/(?:[A-Za-z0-9._~-]+\/)*[A-Za-z0-9._~-]+$/;
 const OPTIONS = new Set(["limiter", "guard", "path", "history", "top", "title"]);
 const hash = (text: string) => `'sha256-${createHash("sha256").update(text).digest("base64")}'`;
@@ -202,12 +215,38 @@ export function dashboard(options: DashboardOptions): Dashboard {
     fallback_allowed: 0,
     fallback_limited: 0,
   };
-  const off = limiter.events.on("decision", (outcome, decision) => {
+  const offDecision = limiter.events.on("decision", (outcome, decision) => {
     totals[outcome]++;
     // The decision's own instant: no second clock read per request.
     series.add(decision.policy, outcome, decision.now);
   });
+  // Blocks as they start; those that ended drop out when read or when the list is full.
+  const blocks = new Map<string, BlockedClient>();
+  const forgetEnded = (now: number) => {
+    for (const [key, b] of blocks) if (b.until <= now) blocks.delete(key);
+  };
+  const offBlock = limiter.events.on("block", (key, until, policy) => {
+    const known = blocks.get(key);
+    if (known !== undefined && known.until >= until) return;
+    blocks.delete(key);
+    if (blocks.size >= MAX_BLOCKED) forgetEnded(limiter.clock());
+    // Still full: the block remembered longest goes.
+    if (blocks.size >= MAX_BLOCKED) blocks.delete(blocks.keys().next().value as string);
+    blocks.set(key, policy === undefined ? { key, until } : { key, until, policy });
+  });
+  const off = () => {
+    offDecision();
+    offBlock();
+  };
   const html = page(`${path}/stats.json`, title);
+
+  const blocked = (now: number): BlockedClient[] => {
+    forgetEnded(now);
+    return [...blocks.values()]
+      .sort((a, b) => b.until - a.until)
+      .slice(0, topN)
+      .map((b) => ({ ...b }));
+  };
 
   const stats = (): DashboardStats => {
     const now = limiter.clock();
@@ -228,6 +267,7 @@ export function dashboard(options: DashboardOptions): Dashboard {
       series: series.snapshot(now),
       totals: { ...totals },
       top: limiter.topLimited(topN),
+      blocked: blocked(now),
       store,
       policies: limiter.policies.map((p) => ({
         name: p.name,

@@ -78,12 +78,17 @@ describe("prometheusMetrics", () => {
       [
         "active",
         "allowed",
+        "block",
         "burst",
+        "charged",
         "error",
         "fallback_allowed",
         "fallback_limited",
         "full",
         "limited",
+        "refund",
+        "refunded",
+        "settle",
         "shadow_limited",
         "store",
         "throttled",
@@ -152,6 +157,64 @@ describe("prometheusMetrics", () => {
     );
     expect(policies.size).toBe(257);
     expect(m.get('floodgate_decisions_total{policy="_other",outcome="allowed"}')).toBe(44);
+  });
+
+  it("counts refunds, settles (charged, refunded, dropped beyond maxDebt), blocks and their failures", async () => {
+    const registry = new Registry();
+    const api = {
+      name: "api",
+      capacity: 10,
+      refillRate: 10,
+      interval: 60_000,
+      maxDebt: 5,
+      blockFor: 30_000,
+    };
+    const limiter = new RateLimiter({ policy: api, clock: () => 1_700_000_000_000 });
+    const metrics = prometheusMetrics(limiter, { registry });
+    const key = "203.0.113.99";
+    for (let i = 0; i < 3; i++) await limiter.consume(key);
+    expect((await limiter.refund(key, { cost: 2 })).applied).toBe(true);
+    // 9 left; an estimate of 4 settled at 1 gives 3 back: 8 left.
+    await (await limiter.reserve(key, { cost: 4 })).settle(1);
+    // An estimate of 2 settled at 20: 18 more would take 6 to -12, maxDebt stops it at -5.
+    const deep = await (await limiter.reserve(key, { cost: 2 })).settle(20);
+    expect(deep).toEqual({ extra: 18, dropped: 7, applied: true });
+    expect((await limiter.consume(key)).allowed).toBe(false);
+    await limiter.block("198.51.100.1", 1000);
+    const m = parse(await metrics.metrics());
+    expect(m.get("floodgate_refunds_total")).toBe(1);
+    expect(m.get("floodgate_refunded_tokens_total")).toBe(2);
+    expect(m.get('floodgate_settled_tokens_total{direction="charged"}')).toBe(18);
+    expect(m.get('floodgate_settled_tokens_total{direction="refunded"}')).toBe(3);
+    expect(m.get("floodgate_debt_dropped_tokens_total")).toBe(7);
+    expect(m.get('floodgate_blocks_total{policy="api"}')).toBe(1);
+    expect(m.get('floodgate_blocks_total{policy="_by_hand"}')).toBe(1);
+    expect(m.get('floodgate_settle_errors_total{operation="refund"}')).toBe(0);
+    const text = await metrics.metrics();
+    expect(text).not.toContain(key);
+    expect(text).not.toContain("198.51.100.1");
+    metrics.stop();
+    expect(parse(await registry.metrics()).size).toBe(0);
+  });
+
+  it("counts refunds and settles the store failed, by operation, never retried", async () => {
+    class Failing extends MemoryStore {
+      override adjust(): never {
+        throw new Error("disk on fire");
+      }
+    }
+    const registry = new Registry();
+    const limiter = new RateLimiter({ policy: burst, store: new Failing() });
+    const metrics = prometheusMetrics(limiter, { registry });
+    expect((await limiter.refund("k")).applied).toBe(false);
+    expect((await (await limiter.reserve("k", { cost: 2 })).settle(5)).applied).toBe(false);
+    const m = parse(await metrics.metrics());
+    expect(m.get('floodgate_settle_errors_total{operation="refund"}')).toBe(1);
+    expect(m.get('floodgate_settle_errors_total{operation="settle"}')).toBe(1);
+    expect(m.get('floodgate_settle_errors_total{operation="block"}')).toBe(0);
+    expect(m.get("floodgate_refunds_total")).toBe(0);
+    expect(m.get('floodgate_settled_tokens_total{direction="charged"}')).toBe(0);
+    metrics.stop();
   });
 
   it("rejects a bad prefix or ratio, naming the option", () => {

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import type { Decision } from "../core/decision.js";
 import { ConfigError, FloodgateError } from "../core/errors.js";
-import { OUTCOMES, type Outcome } from "../events.js";
+import { type AdjustOperation, OUTCOMES, type Outcome } from "../events.js";
 import type { RateLimiter } from "../limiter.js";
 
 /**
@@ -41,6 +41,9 @@ export interface PrometheusMetrics {
 /** Policies tracked by name; further names are counted under OTHER so the series stay bounded. */
 const MAX_POLICIES = 256;
 const OTHER = "_other";
+/** The policy label of a block made by hand (`limiter.block`), which no policy started. */
+const BY_HAND = "_by_hand";
+const OPERATIONS: readonly AdjustOperation[] = ["refund", "settle", "block"];
 const NEAR = OUTCOMES.length;
 const DURATION_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -103,8 +106,12 @@ function loadPromClient(): PromClient {
  * prom-client registry: `floodgate_decisions_total{policy, outcome}`,
  * `floodgate_near_limit_total{policy}`, `floodgate_store_duration_seconds`,
  * `floodgate_store_errors_total{kind}`, `floodgate_fallback_decisions_total`,
- * `floodgate_breaker_open`, `floodgate_tracked_keys` and
- * `floodgate_evictions_total{kind}`. Labels never carry a client key.
+ * `floodgate_breaker_open`, `floodgate_tracked_keys`,
+ * `floodgate_evictions_total{kind}`, and for charges after the fact
+ * `floodgate_refunds_total`, `floodgate_refunded_tokens_total`,
+ * `floodgate_settled_tokens_total{direction}` (charged, refunded),
+ * `floodgate_debt_dropped_tokens_total`, `floodgate_blocks_total{policy}`
+ * and `floodgate_settle_errors_total{operation}`. Labels never carry a client key.
  * Decisions count from this call on; store and memory figures are read from
  * the limiter at each scrape. Throws ConfigError when prom-client is missing.
  */
@@ -175,6 +182,28 @@ export function prometheusMetrics(
     count(d.policy, index.get(outcome) as number);
     if (!d.allowed) return;
     for (const p of d.policies) if (p.remaining < p.limit * nearLimitRatio) count(p.name, NEAR);
+  };
+
+  // Charges after the fact: refunds, settles, blocks (few, so counted as they come).
+  const after = { refunds: 0, refunded: 0, charged: 0, given: 0, dropped: 0 };
+  const blocks = new Map<string, number>();
+  const settleErrors = new Map<AdjustOperation, number>(OPERATIONS.map((o) => [o, 0]));
+  const onRefund = (_key: string, tokens: number): void => {
+    after.refunds++;
+    after.refunded += tokens;
+  };
+  const onSettle = (_key: string, extra: number, dropped: number): void => {
+    if (extra >= 0) after.charged += extra;
+    else after.given -= extra;
+    after.dropped += dropped;
+  };
+  const onBlock = (_key: string, _until: number, policy: string | undefined): void => {
+    let label = policy ?? BY_HAND;
+    if (!blocks.has(label) && blocks.size >= MAX_POLICIES) label = OTHER;
+    blocks.set(label, (blocks.get(label) ?? 0) + 1);
+  };
+  const onSettleError = (_error: unknown, operation: AdjustOperation): void => {
+    settleErrors.set(operation, (settleErrors.get(operation) ?? 0) + 1);
   };
 
   const memory = (): MemoryStats | undefined => {
@@ -268,9 +297,72 @@ export function prometheusMetrics(
     },
   });
 
+  new client.Counter({
+    name: name("refunds_total"),
+    help: "Refunds applied to the store (limiter.refund, or the HTTP refund option returning true).",
+    registers,
+    collect(this: LabeledCounter) {
+      this.reset();
+      this.inc({}, after.refunds);
+    },
+  });
+  new client.Counter({
+    name: name("refunded_tokens_total"),
+    help: "Tokens those refunds gave back (a bucket never goes above capacity, so some may have changed nothing).",
+    registers,
+    collect(this: LabeledCounter) {
+      this.reset();
+      this.inc({}, after.refunded);
+    },
+  });
+  new client.Counter({
+    name: name("settled_tokens_total"),
+    help: "Tokens reservations settled beyond their estimate (direction charged, including any dropped beyond maxDebt) or gave back below it (direction refunded).",
+    labelNames: ["direction"],
+    registers,
+    collect(this: LabeledCounter) {
+      this.reset();
+      this.inc({ direction: "charged" }, after.charged);
+      this.inc({ direction: "refunded" }, after.given);
+    },
+  });
+  new client.Counter({
+    name: name("debt_dropped_tokens_total"),
+    help: "Tokens settles did not charge because they would have taken a bucket deeper than its policy's maxDebt.",
+    registers,
+    collect(this: LabeledCounter) {
+      this.reset();
+      this.inc({}, after.dropped);
+    },
+  });
+  new client.Counter({
+    name: name("blocks_total"),
+    help: `Blocks started, by the policy whose blockFor started it (${BY_HAND}: limiter.block by hand).`,
+    labelNames: ["policy"],
+    registers,
+    collect(this: LabeledCounter) {
+      this.reset();
+      for (const [policy, n] of blocks) this.inc({ policy }, n);
+    },
+  });
+  new client.Counter({
+    name: name("settle_errors_total"),
+    help: "Refunds, settles and blocks the store failed or missed the deadline of (never retried).",
+    labelNames: ["operation"],
+    registers,
+    collect(this: LabeledCounter) {
+      this.reset();
+      for (const [operation, n] of settleErrors) this.inc({ operation }, n);
+    },
+  });
+
   const offs = [
     limiter.events.on("decision", onDecision),
     limiter.events.on("store-call", (seconds) => duration.observe(seconds)),
+    limiter.events.on("refund", onRefund),
+    limiter.events.on("settle", onSettle),
+    limiter.events.on("block", onBlock),
+    limiter.events.on("settle-error", onSettleError),
   ];
   const names = [
     "decisions_total",
@@ -281,6 +373,12 @@ export function prometheusMetrics(
     "breaker_open",
     "tracked_keys",
     "evictions_total",
+    "refunds_total",
+    "refunded_tokens_total",
+    "settled_tokens_total",
+    "debt_dropped_tokens_total",
+    "blocks_total",
+    "settle_errors_total",
   ].map(name);
   return {
     registry,

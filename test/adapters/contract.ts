@@ -25,7 +25,7 @@ export type Options = Record<string, unknown>;
 export type Limit = "global" | { readonly route: Options } | { readonly own: Options };
 
 /** Reply names a route's JSON body; `decision` shows the framework's view of the decision. */
-export type Reply = "hello" | "data" | "health" | "ok" | "decision";
+export type Reply = "hello" | "data" | "health" | "ok" | "decision" | "password";
 
 export interface Route {
   readonly method: "GET" | "POST" | "OPTIONS";
@@ -73,11 +73,21 @@ export function replyBody(reply: Reply, decision: Decision | null | undefined): 
       return { status: "ok" };
     case "ok":
       return { ok: true };
+    case "password":
+      return { checked: true };
     case "decision":
       return decision == null
         ? { decision: null }
         : { allowed: decision.allowed, remaining: decision.remaining, policy: decision.policy };
   }
+}
+
+/** PASSWORD is the one password the "password" route accepts. */
+export const PASSWORD = "open sesame";
+
+/** replyStatus is a route's status: the "password" route answers 401 unless `x-password` is PASSWORD. */
+export function replyStatus(reply: Reply, password: string | undefined): number {
+  return reply !== "password" || password === PASSWORD ? 200 : 401;
 }
 
 /** userOf is the auth middleware's rule: `Authorization: Bearer <id>` names the user. */
@@ -528,6 +538,121 @@ export function contract(harness: Harness): void {
       expect(a.status).toBe(503);
       expect(JSON.parse(a.body)).toEqual({ error: "busy" });
       expect(a.headers["retry-after"]).toBe("1");
+    });
+
+    describe("refund and blocks", () => {
+      const login = { name: "login", capacity: 5, refillRate: 5, interval: "15m" } as const;
+      const signin: Route = {
+        method: "POST",
+        path: "/signin",
+        limits: ["global"],
+        reply: "password",
+      };
+      const right = { method: "POST", headers: { "x-password": PASSWORD } };
+      const wrong = { method: "POST", headers: { "x-password": "guess" } };
+      async function start(global: Options, routes: readonly Route[] = [signin]) {
+        const server = await harness.start({ global, routes, auth: false });
+        servers.push(server);
+        return server;
+      }
+
+      it("refunds successful logins: 100 in a row pass, the 6th failed password is 429", async () => {
+        const { store } = fakeClock();
+        const asked: number[] = [];
+        const server = await start({
+          policy: login,
+          store,
+          refund: (_request: never, status: number) => {
+            asked.push(status);
+            return status < 400;
+          },
+        });
+        for (let i = 0; i < 100; i++) {
+          const a = await send(server, "/signin", right);
+          expect(a.status).toBe(200);
+          expect(a.headers["x-ratelimit-remaining"]).toBe("4");
+        }
+        for (let i = 4; i >= 0; i--) {
+          const a = await send(server, "/signin", wrong);
+          expect(a.status).toBe(401);
+          expect(a.headers["x-ratelimit-remaining"]).toBe(String(i));
+        }
+        const sixth = await send(server, "/signin", wrong);
+        expect(sixth.status).toBe(429);
+        // The 5 tokens come back 15 min after the first was spent.
+        expect(sixth.headers["retry-after"]).toBe("900");
+        const right6 = await send(server, "/signin", right);
+        expect(right6.status).toBe(429);
+        // Asked once per charged request, never for a 429 (it spent nothing).
+        expect(asked).toEqual([...Array(100).fill(200), ...Array(5).fill(401)]);
+      });
+
+      it("refunds under a route's own policy, and asks for nothing it skipped", async () => {
+        const { store } = fakeClock();
+        const route: Route = {
+          method: "POST",
+          path: "/signin",
+          limits: [{ route: { policy: login, refund: (_r: never, s: number) => s < 400 } }],
+          reply: "password",
+        };
+        const server = await start({ policy: burst, store }, [route]);
+        for (let i = 0; i < 20; i++)
+          expect((await send(server, "/signin", right)).status).toBe(200);
+        for (let i = 0; i < 5; i++) expect((await send(server, "/signin", wrong)).status).toBe(401);
+        expect((await send(server, "/signin", wrong)).status).toBe(429);
+      });
+
+      it("keeps the cost when refund throws or rejects, and still answers", async () => {
+        const { store } = fakeClock();
+        const heard: string[] = [];
+        const hear = (w: Error & { code?: string }) => heard.push(w.code ?? "");
+        process.on("warning", hear);
+        let n = 0;
+        const server = await start({
+          policy: login,
+          store,
+          refund: () => {
+            n++;
+            if (n % 2 === 0) throw new Error("refund threw");
+            return Promise.reject(new Error("refund rejected"));
+          },
+        });
+        for (let i = 4; i >= 0; i--) {
+          const a = await send(server, "/signin", right);
+          expect(a.status).toBe(200);
+          expect(a.headers["x-ratelimit-remaining"]).toBe(String(i));
+        }
+        expect((await send(server, "/signin", right)).status).toBe(429);
+        await new Promise((resolve) => setImmediate(resolve));
+        process.off("warning", hear);
+        expect(n).toBe(5);
+        expect(heard).toEqual(["FLOODGATE_REFUND_ERROR"]);
+      });
+
+      it("answers a blocked client 429 with Retry-After = the time left in the block", async () => {
+        const { clock, store } = fakeClock();
+        const server = await start({
+          policy: {
+            name: "guarded",
+            capacity: 5,
+            refillRate: 5,
+            interval: "1m",
+            blockFor: 600_000,
+          },
+          store,
+        });
+        for (let i = 0; i < 5; i++) expect((await send(server, "/signin", right)).status).toBe(200);
+        const first = await send(server, "/signin", right);
+        expect(first.status).toBe(429);
+        expect(first.headers["retry-after"]).toBe("600");
+        clock.now = T0 + 250_000;
+        const during = await send(server, "/signin", right);
+        expect(during.status).toBe(429);
+        expect(during.headers["retry-after"]).toBe("350");
+        expect(JSON.parse(during.body)).toEqual(DETAIL);
+        clock.now = T0 + 600_000;
+        expect((await send(server, "/signin", right)).status).toBe(200);
+      });
     });
   });
 }

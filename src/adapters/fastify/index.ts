@@ -111,6 +111,8 @@ function answer(
     reply.header(headers[i] as string, headers[i + 1]);
   }
   if (!outcome.limited) {
+    const sent = outcome.sent;
+    if (sent !== undefined) reply.raw.once("finish", () => sent(reply.statusCode));
     done();
     return;
   }

@@ -103,6 +103,7 @@ async function answer(
   record(holder, outcome);
   if (!limited) {
     const response = await handler(request, ...rest);
+    outcome.sent?.(response.status);
     // The last limiter to run has merged every stacked limiter's headers.
     return withHeaders(response, stacked(holder) ?? outcome.headers);
   }

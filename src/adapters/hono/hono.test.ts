@@ -29,6 +29,34 @@ describe("floodgate/hono", () => {
     expect((await app.request("/", as("192.0.2.2"))).status).toBe(200);
   });
 
+  it("asks refund with the status of the handlers' Response, onError's included, off Node too", async () => {
+    const statuses: number[] = [];
+    const app = new Hono();
+    app.use(
+      rateLimit({
+        policy: { ...one, capacity: 2 },
+        key: () => "k",
+        refund: (_c, status) => {
+          statuses.push(status);
+          return status !== 401;
+        },
+      }),
+    );
+    app.get("/ok", (c) => c.text("ok"));
+    app.get("/boom", () => {
+      throw new Error("boom");
+    });
+    app.get("/denied", (c) => c.text("no", 401));
+    app.onError((_e, c) => c.text("error", 500));
+    // No @hono/node-server here: Hono merges the headers itself (the other branch).
+    for (let i = 0; i < 5; i++) expect((await app.request("/ok")).status).toBe(200);
+    expect((await app.request("/boom")).status).toBe(500);
+    expect((await app.request("/denied")).status).toBe(401);
+    expect((await app.request("/denied")).status).toBe(401);
+    expect((await app.request("/ok")).status).toBe(429);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 500, 401, 401]);
+  });
+
   it("warns once that without an address every client shares one bucket", async () => {
     const seen = warnings();
     try {

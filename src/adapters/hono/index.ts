@@ -143,12 +143,18 @@ function answer(limit: Limit, outcome: RateLimitOutcome, c: Context, next: Next)
     for (let i = 0; i < headers.length; i += 2) {
       outgoing.setHeader(headers[i] as string, headers[i + 1] as string);
     }
-    if (!limited) return next();
+    if (!limited) return outcome.sent === undefined ? next() : after(c, next, outcome.sent);
   } else {
     for (let i = 0; i < headers.length; i += 2) {
       c.header(headers[i] as string, headers[i + 1] as string);
     }
-    if (!limited) return next().then(() => keep(c, headers));
+    if (!limited) {
+      const sent = outcome.sent;
+      return next().then(() => {
+        keep(c, headers);
+        sent?.(c.res.status);
+      });
+    }
   }
   const response = outcome.response;
   if (response !== undefined) {
@@ -162,6 +168,11 @@ function answer(limit: Limit, outcome: RateLimitOutcome, c: Context, next: Next)
     if (c.finalized) return undefined;
     throw new Error("floodgate: the respond option returned no Response");
   });
+}
+
+/** after runs the handler, then tells the `refund` option the status of the Response it gave. */
+function after(c: Context, next: Next, sent: (status: number) => void): Promise<void> {
+  return next().then(() => sent(c.res.status));
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   type RequestReader,
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
-import { readAddress, readHeader } from "../incoming.js";
+import { readAddress, readHeader, whenSent } from "../incoming.js";
 import { type Bag, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
@@ -81,7 +81,11 @@ function answer(
   for (let i = 0; i < headers.length; i += 2) {
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }
-  if (!limited) return next();
+  if (!limited) {
+    // After Koa's own error handling has set the status: the response as sent.
+    whenSent(res, outcome.sent);
+    return next();
+  }
   const response = outcome.response;
   if (response !== undefined) {
     ctx.status = response.status;

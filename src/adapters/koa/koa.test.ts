@@ -54,4 +54,29 @@ describe("floodgate/koa", () => {
     await (await fetch(url)).text();
     expect((await fetch(url)).status).toBe(500);
   });
+
+  it("asks refund with the status Koa sent, after its own error handling (ctx.throw)", async () => {
+    const statuses: number[] = [];
+    const app = new Koa();
+    app.silent = true;
+    app.use(
+      rateLimit({
+        policy: { ...one, capacity: 2 },
+        refund: (_ctx, status) => {
+          statuses.push(status);
+          return status < 400;
+        },
+      }),
+    );
+    app.use((ctx) => {
+      if (ctx.path === "/fail") ctx.throw(401, "wrong password");
+      ctx.body = "ok";
+    });
+    const url = await serve(app);
+    for (let i = 0; i < 4; i++) expect((await fetch(url)).status).toBe(200);
+    expect((await fetch(`${url}/fail`)).status).toBe(401);
+    expect((await fetch(`${url}/fail`)).status).toBe(401);
+    expect((await fetch(`${url}/fail`)).status).toBe(429);
+    expect(statuses).toEqual([200, 200, 200, 200, 401, 401]);
+  });
 });

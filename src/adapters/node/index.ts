@@ -12,7 +12,7 @@ import {
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
 import { setDecision } from "../decision-property.js";
-import { incomingReader } from "../incoming.js";
+import { incomingReader, whenSent } from "../incoming.js";
 import { localsOf, record, recordIn, stacked, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
@@ -86,6 +86,7 @@ function answer(
     res.setHeader(headers[i] as string, headers[i + 1] as string);
   }
   if (!limited) {
+    whenSent(res, outcome.sent);
     next?.();
     return GO_ON;
   }

@@ -8,7 +8,7 @@ import {
   type RateLimitedRequest,
   rateLimit,
 } from "../../../src/adapters/express/index.js";
-import { type Harness, replyBody, userOf } from "../contract.js";
+import { type Harness, replyBody, replyStatus, userOf } from "../contract.js";
 import { served } from "./listen.js";
 
 type AuthedRequest = Request & { user?: string | undefined };
@@ -38,7 +38,9 @@ export function expressHarness(name: string, express: typeof express5): Harness 
               : rateLimit(l.own as ExpressRateLimitOptions),
         );
         const handler = (req: Request, res: Response) => {
-          res.json(replyBody(route.reply, (req as RateLimitedRequest).rateLimit));
+          res
+            .status(replyStatus(route.reply, req.get("x-password")))
+            .json(replyBody(route.reply, (req as RateLimitedRequest).rateLimit));
         };
         if (route.method === "GET") app.get(route.path, ...limits, handler);
         else if (route.method === "OPTIONS") app.options(route.path, ...limits, handler);

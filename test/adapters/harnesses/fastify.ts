@@ -3,7 +3,7 @@
 // registered again in the route's own context.
 import Fastify, { type FastifyRequest, type RouteOptions } from "fastify";
 import floodgate, { type FastifyRateLimitOptions } from "../../../src/adapters/fastify/index.js";
-import { type Harness, type Route, replyBody, userOf } from "../contract.js";
+import { type Harness, type Route, replyBody, replyStatus, userOf } from "../contract.js";
 import { served } from "./listen.js";
 
 type AuthedRequest = FastifyRequest & { user?: string | undefined };
@@ -13,7 +13,11 @@ function routeOptions(route: Route, config: object | undefined): RouteOptions {
     method: route.method,
     url: route.path,
     ...(config === undefined ? {} : { config }),
-    handler: async (request) => replyBody(route.reply, request.rateLimit),
+    handler: async (request, reply) => {
+      const password = request.headers["x-password"];
+      reply.code(replyStatus(route.reply, typeof password === "string" ? password : undefined));
+      return replyBody(route.reply, request.rateLimit);
+    },
   };
 }
 

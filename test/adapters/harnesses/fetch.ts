@@ -9,7 +9,7 @@ import {
   rateLimitOf,
   withRateLimit,
 } from "../../../src/adapters/fetch/index.js";
-import { type Harness, replyBody, userOf } from "../contract.js";
+import { type Harness, replyBody, replyStatus, userOf } from "../contract.js";
 import { findRoute, served } from "./listen.js";
 
 type NodeEnv = [{ incoming: { socket: { remoteAddress?: string | undefined } } }];
@@ -29,7 +29,9 @@ export const fetchHarness: Harness = {
     const handlers = new Map<object, FetchHandler<NodeEnv>>();
     for (const route of spec.routes) {
       let handler: FetchHandler<NodeEnv> = (request) =>
-        Response.json(replyBody(route.reply, rateLimitOf(request)));
+        Response.json(replyBody(route.reply, rateLimitOf(request)), {
+          status: replyStatus(route.reply, request.headers.get("x-password") ?? undefined),
+        });
       for (const l of [...route.limits].reverse()) {
         handler =
           l === "global"

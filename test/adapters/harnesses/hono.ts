@@ -4,7 +4,7 @@ import type { Server as HttpServer } from "node:http";
 import { serve } from "@hono/node-server";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { type HonoRateLimitOptions, rateLimit } from "../../../src/adapters/hono/index.js";
-import { type Harness, replyBody, userOf } from "../contract.js";
+import { type Harness, replyBody, replyStatus, userOf } from "../contract.js";
 import { served } from "./listen.js";
 
 type Env = { Variables: { user: string | undefined } };
@@ -34,7 +34,10 @@ export const honoHarness: Harness = {
       );
       const on = app.on as (method: string, path: string, ...handlers: MiddlewareHandler[]) => void;
       on.call(app, route.method, route.path, ...limits, async (c) =>
-        c.json(replyBody(route.reply, c.get("rateLimit"))),
+        c.json(
+          replyBody(route.reply, c.get("rateLimit")),
+          replyStatus(route.reply, c.req.header("x-password")) as 200,
+        ),
       );
     }
     app.onError((_error, c) => c.text("Internal Server Error", 500));

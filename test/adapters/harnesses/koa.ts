@@ -7,7 +7,7 @@ import {
   type KoaRateLimitOptions,
   rateLimit,
 } from "../../../src/adapters/koa/index.js";
-import { type Harness, type Route, replyBody, userOf } from "../contract.js";
+import { type Harness, type Route, replyBody, replyStatus, userOf } from "../contract.js";
 import { findRoute, served } from "./listen.js";
 
 function run(
@@ -18,6 +18,7 @@ function run(
 ): Promise<void> {
   const limit = limits[i];
   if (limit === undefined) {
+    ctx.status = replyStatus(route.reply, ctx.get("x-password") || undefined);
     ctx.body = replyBody(route.reply, ctx.state.rateLimit);
     return Promise.resolve();
   }

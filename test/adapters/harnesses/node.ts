@@ -6,7 +6,7 @@ import {
   type RateLimitedRequest,
   rateLimit,
 } from "../../../src/adapters/node/index.js";
-import { type Harness, replyBody, userOf } from "../contract.js";
+import { type Harness, replyBody, replyStatus, userOf } from "../contract.js";
 import { findRoute, served } from "./listen.js";
 
 type AuthedRequest = IncomingMessage & { user?: string | undefined };
@@ -50,6 +50,11 @@ export const nodeHarness: Harness = {
         res.end("Internal Server Error");
         return;
       }
+      const password = req.headers["x-password"];
+      res.statusCode = replyStatus(
+        route.reply,
+        typeof password === "string" ? password : undefined,
+      );
       res.setHeader("Content-Type", "application/json");
       res.end(JSON.stringify(replyBody(route.reply, req.rateLimit)));
     });
