@@ -1,5 +1,27 @@
-import type { Observation, RefillCheck } from "./probe.js";
-import type { HeaderPolicy } from "./rate-limit-headers.js";
+import type { HeaderPolicy, RateLimitHeaders } from "./rate-limit-headers.js";
+
+/** Observation is one request the probe sent and what came back. Header values are in seconds. */
+export interface Observation {
+  /** 1-based position in the run. */
+  readonly n: number;
+  /** Milliseconds from the run's first request to this one being sent. */
+  readonly t: number;
+  readonly status: number;
+  readonly remaining: number | null;
+  /** Seconds until the next refill, as the headers said. */
+  readonly reset: number | null;
+  /** Seconds from Retry-After. */
+  readonly retryAfter: number | null;
+  readonly headers: RateLimitHeaders;
+}
+
+/** RefillCheck is the result of waiting and then sending until the first 429. */
+export interface RefillCheck {
+  /** Seconds waited after the run. */
+  readonly waited: number;
+  readonly allowed: number;
+  readonly blocked: number;
+}
 
 /** ObservedPolicy is what the probe worked out from statuses and timing alone, headers aside. */
 export interface ObservedPolicy {

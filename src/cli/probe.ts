@@ -1,29 +1,9 @@
 import type { ProbeOptions } from "./args.js";
-import { type InferredPolicy, inferPolicy } from "./infer.js";
-import { type RateLimitHeaders, readRateLimitHeaders } from "./rate-limit-headers.js";
+import { type InferredPolicy, inferPolicy, type Observation, type RefillCheck } from "./infer.js";
 
-/** Observation is one request the probe sent and what came back. Header values are in seconds. */
-export interface Observation {
-  /** 1-based position in the run. */
-  readonly n: number;
-  /** Milliseconds from the run's first request to this one being sent. */
-  readonly t: number;
-  readonly status: number;
-  readonly remaining: number | null;
-  /** Seconds until the next refill, as the headers said. */
-  readonly reset: number | null;
-  /** Seconds from Retry-After. */
-  readonly retryAfter: number | null;
-  readonly headers: RateLimitHeaders;
-}
+export type { Observation, RefillCheck } from "./infer.js";
 
-/** RefillCheck is the result of waiting and then sending until the first 429. */
-export interface RefillCheck {
-  /** Seconds waited after the run. */
-  readonly waited: number;
-  readonly allowed: number;
-  readonly blocked: number;
-}
+import { readRateLimitHeaders } from "./rate-limit-headers.js";
 
 /** ProbeReport is everything one probe run found. */
 export interface ProbeReport {
