@@ -1,4 +1,4 @@
-import { defineConfig } from "tsup";
+import { defineConfig, type Options } from "tsup";
 
 // No source maps and no tests in the package: they doubled its size and no
 // user's stack trace needs them (the published files are plain, unminified
@@ -17,14 +17,14 @@ const library = {
   fetch: "src/adapters/fetch/index.ts",
   prometheus: "src/metrics/prometheus.ts",
 };
-const common = {
+const common: Options = {
   sourcemap: false,
   target: "node20",
   splitting: true,
   treeshake: true,
   // Optional dependencies of `floodgate serve`, imported only by it, never bundled.
   external: ["yaml", "@grpc/grpc-js", "@grpc/proto-loader"],
-} as const;
+};
 
 export default defineConfig([
   {
