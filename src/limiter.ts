@@ -20,7 +20,7 @@ import {
 } from "./core/policy.js";
 import { type AdjustOperation, LimiterEvents, outcomeOf, reportBlock } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
-import { Guard, type LimiterStats, type StoreErrorMode } from "./stores/guard.js";
+import { Guard, IDLE_STATS, type LimiterStats, type StoreErrorMode } from "./stores/guard.js";
 import { MemoryStore } from "./stores/memory-store.js";
 import type { Store } from "./stores/store.js";
 import { type TopKey, TopLimited } from "./top-keys.js";
@@ -138,20 +138,6 @@ const OPTIONS = new Set([
   "topLimited",
 ]);
 const MODES: readonly StoreErrorMode[] = ["insurance", "allow", "deny"];
-/** The stats of a limiter whose store answers in process: nothing to guard. */
-const NO_STATS: LimiterStats = Object.freeze({
-  storeCalls: 0,
-  storeErrors: 0,
-  storeTimeouts: 0,
-  lateReplies: 0,
-  lateLoop: 0,
-  fallbacks: 0,
-  cached: 0,
-  storeEvictions: 0,
-  breaker: "closed",
-  breakerOpens: 0,
-  settleErrors: 0,
-});
 
 /**
  * RateLimiter holds every key to its policies. It validates its options when
@@ -308,7 +294,7 @@ export class RateLimiter {
 
   /** stats counts store calls, failures, fallbacks, cached denials and lost buckets, and gives the breaker's state. */
   stats(): LimiterStats {
-    const stats = this.#guard?.stats() ?? { ...NO_STATS };
+    const stats = this.#guard?.stats() ?? { ...IDLE_STATS };
     stats.settleErrors = this.#settleErrors;
     return stats;
   }

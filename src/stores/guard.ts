@@ -54,6 +54,24 @@ export interface LimiterStats {
   settleErrors: number;
 }
 
+/**
+ * IDLE_STATS is what a limiter has done with its store before its first call,
+ * and all a limiter whose store answers in process (nothing to guard) reports.
+ */
+export const IDLE_STATS: Readonly<LimiterStats> = Object.freeze({
+  storeCalls: 0,
+  storeErrors: 0,
+  storeTimeouts: 0,
+  lateReplies: 0,
+  lateLoop: 0,
+  fallbacks: 0,
+  cached: 0,
+  storeEvictions: 0,
+  breaker: "closed",
+  breakerOpens: 0,
+  settleErrors: 0,
+});
+
 /** GuardTimers is the time a Guard runs on: real timers by default, a fake in tests. */
 export interface GuardTimers {
   /** Monotonic milliseconds (`performance.now()`). */
@@ -202,17 +220,7 @@ export class Guard {
   #nextProbe = 0;
   #fallingBack = false;
   #closed = false;
-  #stats = {
-    storeCalls: 0,
-    storeErrors: 0,
-    storeTimeouts: 0,
-    lateReplies: 0,
-    lateLoop: 0,
-    fallbacks: 0,
-    cached: 0,
-    storeEvictions: 0,
-    breakerOpens: 0,
-  };
+  readonly #stats: LimiterStats = { ...IDLE_STATS };
 
   constructor(options: GuardOptions) {
     const { store, instances } = options;
@@ -239,7 +247,7 @@ export class Guard {
   }
 
   stats(): LimiterStats {
-    return { ...this.#stats, breaker: this.#breaker, settleErrors: 0 };
+    return { ...this.#stats, breaker: this.#breaker };
   }
 
   /**
