@@ -75,7 +75,7 @@ describeRedis("RedisStore against redis-server", () => {
 
   it("pins the script's SHA", () => {
     expect(SHA).toBe(createHash("sha1").update(SCRIPT).digest("hex"));
-    expect(SHA).toMatchInlineSnapshot(`"afe99e3d43d175ae6000be86de997d3f8430bbb5"`);
+    expect(SHA).toMatchInlineSnapshot(`"531f38bbe480e7fb02e1958494b6f0e05ee1f358"`);
   });
 
   it("reloads the script after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)", async () => {
@@ -112,18 +112,101 @@ describeRedis("RedisStore against redis-server", () => {
     const time = (await server.cli("time")).trim().split("\n").map(Number);
     const redisNow = (time[0] as number) * 1000 + Math.floor((time[1] as number) / 1000);
     expect(Math.abs(d.resetAt - 1000 - redisNow)).toBeLessThan(1000);
-    // 4 missing at 2 per second: full again in 2 intervals.
+    // 4 missing at 2 per second: full again in 2 intervals; a key is given
+    // twice the time it needs, so later writes can keep its TTL.
     const burst = Number(await server.cli("pttl", `${p}:{client-1}:burst`));
-    expect(burst).toBeGreaterThan(1000);
-    expect(burst).toBeLessThanOrEqual(2000);
+    expect(burst).toBeGreaterThan(2000);
+    expect(burst).toBeLessThanOrEqual(4000);
     const daily = Number(await server.cli("pttl", `${p}:{client-1}:daily`));
-    expect(daily).toBeGreaterThan(86_400_000 - 1000);
-    expect(daily).toBeLessThanOrEqual(86_400_000);
+    expect(daily).toBeGreaterThan(2 * 86_400_000 - 1000);
+    expect(daily).toBeLessThanOrEqual(2 * 86_400_000);
+    expect(Number(await server.cli("strlen", `${p}:{client-1}:burst`))).toBe(24);
     // A peek of a new client writes nothing; a full bucket is deleted, not stored.
     await limiter.peek("client-2");
     expect(Number(await server.cli("exists", `${p}:{client-2}:burst`))).toBe(0);
     await limiter.reset("client-1");
     expect(Number(await server.cli("exists", `${p}:{client-1}:burst`))).toBe(0);
+  });
+
+  it("keeps every key alive until its bucket is full again, and at most twice as long", async () => {
+    const p = prefix();
+    const policies = [
+      { name: "fast", capacity: 40, refillRate: 3, interval: 200 },
+      { name: "slow", capacity: 500, refillRate: 7, interval: 60_000 },
+    ];
+    const one = new RateLimiter({
+      policy: { name: "solo", capacity: 30, refillRate: 2, interval: 100 },
+      store: new RedisStore({ client: ioredis, prefix: p, timeout: 2000 }),
+    });
+    const two = new RateLimiter({
+      policies,
+      store: new RedisStore({ client: ioredis, prefix: p, timeout: 2000 }),
+    });
+    // A random walk of spends (seeded: the same every run) on one and two
+    // policies; after each, every key's TTL must cover the time its bucket
+    // needs to be full again, computed from the decision alone.
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let kept = 0;
+    let checks = 0;
+    const start = performance.now();
+    for (let step = 0; step < 120; step++) {
+      const limiter = next() < 0.5 ? one : two;
+      const cost = 1 + Math.floor(next() * 5);
+      const d = await limiter.consume("walker", { cost });
+      if (step % 10 === 9) await new Promise((r) => setTimeout(r, 30));
+      for (const s of d.policies) {
+        const key = `${p}:{walker}:${s.name}`;
+        const pttl = Number(await server.cli("pttl", key));
+        const rate = s.policy.refillRate;
+        const needed =
+          s.remaining >= s.limit
+            ? 0
+            : s.resetAt -
+              d.now +
+              (Math.ceil((s.limit - s.remaining) / rate) - 1) * s.policy.interval;
+        if (needed <= 0) continue;
+        checks++;
+        // The reply and PTTL are a few ms apart: allow 50 ms. A TTL armed
+        // earlier counts from then: twice what was needed then is at most
+        // twice what is needed now plus the time since.
+        const since = performance.now() - start;
+        expect(pttl, `${key} after step ${step}`).toBeGreaterThanOrEqual(needed - 50);
+        expect(pttl, `${key} after step ${step}`).toBeLessThanOrEqual(2 * needed + since + 50);
+        if (pttl > needed + 100) kept++;
+      }
+    }
+    expect(checks).toBeGreaterThan(100);
+    // Most writes kept a TTL longer than needed: the KEEPTTL path ran.
+    expect(kept).toBeGreaterThan(checks / 4);
+    await one.close();
+    await two.close();
+  });
+
+  it("reads buckets an earlier version stored as text, and rewrites them packed", async () => {
+    const p = prefix();
+    let now = 1_500;
+    const limiter = new RateLimiter({
+      policy: { capacity: 10, refillRate: 1, interval: 1000 },
+      store: new RedisStore({ client: ioredis, prefix: p, now: () => now }),
+    });
+    const key = `${p}:{old}:default`;
+    await server.cli("set", key, "5 1000", "px", "60000");
+    expect(await limiter.consume("old")).toMatchObject({ allowed: true, remaining: 4 });
+    expect(Number(await server.cli("strlen", key))).toBe(24);
+    now = 2_100;
+    // One refill since 1000: 4 + 1 - 1.
+    expect(await limiter.consume("old")).toMatchObject({ allowed: true, remaining: 4 });
+    const blocked = `${p}:{banned}:default`;
+    await server.cli("set", blocked, "5 1000 9000", "px", "60000");
+    expect(await limiter.consume("banned")).toMatchObject({ allowed: false, reason: "blocked" });
+    now = 9_000;
+    expect(await limiter.consume("banned")).toMatchObject({ allowed: true, remaining: 9 });
+    expect(Number(await server.cli("strlen", blocked))).toBe(24);
+    await limiter.close();
   });
 
   it("keeps keys under 100 bytes and in one slot for hostile identifiers", async () => {
