@@ -63,7 +63,9 @@ import { createHash } from "node:crypto";
  * One policy consuming, the common case, takes a path with no Lua tables;
  * a bucket with a block field or in text goes the general way. Numbers go
  * to Redis as text (`string.format`): a Lua number passed to `redis.call`
- * costs Redis more to convert. Measured with `INFO commandstats` (16 in
+ * costs Redis more to convert. Arguments become numbers by arithmetic
+ * (`ARGV[i] + 0`, about 60 ns in Redis 7.0) rather than `tonumber` (about
+ * 165 ns): the store sends only decimal integers there. Measured with `INFO commandstats` (16 in
  * flight): EVALSHA of `return 1` with these arguments ~0.9 us; TIME +0.5,
  * GET +0.35, SET +0.8 (+0.4 with `PX`); the rest of the script's time is
  * Lua (about a microsecond for one policy).
@@ -87,9 +89,9 @@ local spend = cost and cost > 0
 if cost and not spend then cost = -cost end
 if cost and n == 1 then
   local key = KEYS[1]
-  local cap = tonumber(ARGV[2])
+  local cap = ARGV[2] + 0
   local v = redis.call("GET", key)
-  local int = tonumber(ARGV[4])
+  local int = ARGV[4] + 0
   local t, a, x, dirty, plain = cap, now, nil, false, true
   if v then
     local c1 = string.byte(v)
@@ -97,7 +99,7 @@ if cost and n == 1 then
       t, a, x = struct.unpack(">ddd", v)
       if now - a >= int then
         local k = math.floor((now - a) / int)
-        t = t + k * tonumber(ARGV[3])
+        t = t + k * (ARGV[3] + 0)
         a = a + k * int
         dirty = true
       elseif a - now > int then
@@ -126,7 +128,7 @@ if cost and n == 1 then
         if t >= cap then
           redis.call("DEL", key)
         else
-          local full = a + math.ceil((cap - t) / tonumber(ARGV[3])) * int
+          local full = a + math.ceil((cap - t) / (ARGV[3] + 0)) * int
           if x and full <= x then
             redis.call("SET", key, struct.pack(">ddd", t, a, x), "KEEPTTL")
           else
@@ -151,7 +153,7 @@ local out, ex, blk, dirty = {now, 0}, {}, {}, {}
 local blocked, ends = none, nil
 for i = 1, n do
   local j = w * i - w
-  local cap, int = tonumber(ARGV[j + 2]), tonumber(ARGV[j + 4])
+  local cap, int = ARGV[j + 2] + 0, ARGV[j + 4] + 0
   local t, a, x, b, d = cap, now, none, none, false
   local v = vals[i]
   if v then
@@ -177,7 +179,7 @@ for i = 1, n do
     end
     if now - a >= int then
       local k = math.floor((now - a) / int)
-      t = t + k * tonumber(ARGV[j + 3])
+      t = t + k * (ARGV[j + 3] + 0)
       a = a + k * int
       d = true
     elseif a - now > int then
@@ -207,7 +209,7 @@ if cost then
         out[2 * i + 1] = out[2 * i + 1] - cost
         dirty[i] = true
       elseif spend and allowed == 0 and out[2 * i + 1] < cost and w == 5 then
-        local bf = tonumber(ARGV[5 * i + 1])
+        local bf = ARGV[5 * i + 1] + 0
         if bf > 0 and (not ends or now + bf > ends) then ends = now + bf end
       end
     end
@@ -232,17 +234,17 @@ else
     if kind == "b" then
       blk[i] = ends
     elseif amount >= 0 then
-      local room = t + tonumber(ARGV[5 * i])
+      local room = t + (ARGV[5 * i] + 0)
       if amount <= room then
         t = t - amount
       elseif room > 0 then
         if amount - room > out[2] then out[2] = amount - room end
-        t = -tonumber(ARGV[5 * i])
+        t = -(ARGV[5 * i] + 0)
       elseif amount > out[2] then
         out[2] = amount
       end
-    elseif -amount >= tonumber(ARGV[5 * i - 3]) - t then
-      t = tonumber(ARGV[5 * i - 3])
+    elseif -amount >= (ARGV[5 * i - 3] + 0) - t then
+      t = ARGV[5 * i - 3] + 0
       out[2 * i + 2] = now
     else
       t = t - amount
@@ -255,8 +257,8 @@ for i = 1, n do
   local t, a, b = out[2 * i + 1], out[2 * i + 2], blk[i]
   if dirty[i] then
     local j = w * i - w
-    local cap = tonumber(ARGV[j + 2])
-    local full = a + math.ceil((cap - t) / tonumber(ARGV[j + 3])) * tonumber(ARGV[j + 4])
+    local cap = ARGV[j + 2] + 0
+    local full = a + math.ceil((cap - t) / (ARGV[j + 3] + 0)) * (ARGV[j + 4] + 0)
     if b > full then full = b end
     if t >= cap and b <= now then
       redis.call("DEL", KEYS[i])
