@@ -209,7 +209,8 @@ export class Guard {
   #heartbeat: unknown;
   #scaled = new WeakMap<readonly Policy[], readonly Policy[]>();
   readonly #out: number[] = [];
-  #queue: Call[] = [];
+  /** Calls waiting for the store, in deadline order; answered ones below `#head` are cleared. */
+  #queue: (Call | undefined)[] = [];
   #head = 0;
   #timer: unknown;
   /** When the armed timer is due (monotonic ms). */
@@ -378,12 +379,14 @@ export class Guard {
             return;
           }
           call.done = true;
+          this.#trim();
           this.#succeeded();
           resolve(this.#stored(key, cost, spend, list, sentAt, r));
         },
         (error: unknown) => {
           if (call.done) return;
           call.done = true;
+          this.#trim();
           this.#failed(probe, false, error);
           resolve(this.#fallback(key, cost, spend, list));
         },
@@ -421,7 +424,7 @@ export class Guard {
     this.#queue = [];
     this.#head = 0;
     for (const call of queue) {
-      if (call.done) continue;
+      if (call === undefined || call.done) continue;
       call.done = true;
       call.reject(new ClosedError("the RateLimiter"));
     }
@@ -697,12 +700,32 @@ export class Guard {
    * timeout (and a graced call is queued again behind the others), so
    * deadlines come in queue order.
    */
-  #arm(): void {
+  /**
+   * trim clears the answered calls at the head of the queue as replies
+   * arrive (a store answers in order, so usually every one), so that an
+   * answered call, its promise and its closures die young instead of
+   * staying reachable until the next deadline check (a whole timeout: at
+   * 100k decisions per second and a 1 s timeout, 100k calls promoted to the
+   * old generation).
+   */
+  #trim(): void {
     const queue = this.#queue;
-    while (this.#head < queue.length && (queue[this.#head] as Call).done) this.#head++;
+    let head = this.#head;
+    while (head < queue.length && (queue[head] as Call).done) queue[head++] = undefined;
+    if (head === queue.length) {
+      queue.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > queue.length) {
+      this.#queue = queue.slice(head);
+      head = 0;
+    }
+    this.#head = head;
+  }
+
+  #arm(): void {
+    this.#trim();
+    const queue = this.#queue;
     if (this.#head >= queue.length) {
-      this.#queue = [];
-      this.#head = 0;
       this.#timer = undefined;
       return;
     }
@@ -753,14 +776,10 @@ export class Guard {
           call.resolve(this.#fallback(call.key, call.cost, call.spend, call.list));
         }
       }
-      this.#head++;
+      queue[this.#head++] = undefined;
     }
     for (const call of graced) queue.push(call);
     if (graced.length > 0) this.#stats.lateLoop += graced.length;
-    if (this.#head > 1024 && this.#head * 2 > queue.length) {
-      this.#queue = queue.slice(this.#head);
-      this.#head = 0;
-    }
     this.#arm();
   };
 
