@@ -5,7 +5,6 @@ import { createClient } from "redis";
 import { createClient as createClient4 } from "redis4";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RateLimiter, RedisStore, type Store } from "../src/index.js";
-import { adapt } from "../src/stores/redis/clients.js";
 import { keyId } from "../src/stores/redis/keys.js";
 import { SCRIPT, SHA } from "../src/stores/redis/script.js";
 import {
@@ -75,7 +74,7 @@ describeRedis("RedisStore against redis-server", () => {
 
   it("pins the script's SHA", () => {
     expect(SHA).toBe(createHash("sha1").update(SCRIPT).digest("hex"));
-    expect(SHA).toMatchInlineSnapshot(`"5661103b99c70399ce534f16e9f4e2a968ccc57b"`);
+    expect(SHA).toMatchInlineSnapshot(`"37307231e93bfb10dda0ee62b3571fa1ccf05a7d"`);
   });
 
   it("reloads the script after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)", async () => {
@@ -209,6 +208,89 @@ describeRedis("RedisStore against redis-server", () => {
     await limiter.close();
   });
 
+  describe("consumes made in one turn share script calls", () => {
+    const scriptCalls = async () => {
+      const info = await server.cli("info", "commandstats");
+      return Number(/cmdstat_evalsha:calls=(\d+)/.exec(info)?.[1] ?? 0);
+    };
+    const policy = { capacity: 10, refillRate: 1, interval: 60_000 };
+
+    for (const [name, client] of [
+      ["ioredis", () => ioredis],
+      ["node-redis 5", () => node5],
+    ] as const) {
+      it(`${name}: 200 clients in one turn cost 4 calls (8 at once, then 64 each), each decided as alone`, async () => {
+        const limiter = new RateLimiter({
+          policy,
+          store: new RedisStore({ client: client(), prefix: prefix(), timeout: 2000 }),
+        });
+        await limiter.consume("warm");
+        await server.cli("config", "resetstat");
+        const ds = await Promise.all(
+          Array.from({ length: 200 }, (_, i) => limiter.consume(`c${i}`, { cost: 1 + (i % 3) })),
+        );
+        expect(await scriptCalls()).toBe(4);
+        ds.forEach((d, i) => {
+          expect(d).toMatchObject({ allowed: true, remaining: 10 - 1 - (i % 3), reason: "store" });
+        });
+        await limiter.close();
+      });
+    }
+
+    it("one client many times in one turn: in call order, exactly its capacity", async () => {
+      const limiter = new RateLimiter({
+        policies: [
+          { name: "a", ...policy },
+          { name: "b", capacity: 30, refillRate: 1, interval: 60_000 },
+        ],
+        store: new RedisStore({ client: ioredis, prefix: prefix(), timeout: 2000 }),
+        cacheDenials: false,
+      });
+      const ds = await Promise.all(Array.from({ length: 25 }, () => limiter.consume("same")));
+      expect(ds.map((d) => d.allowed)).toEqual(Array.from({ length: 25 }, (_, i) => i < 10));
+      expect(ds.slice(0, 10).map((d) => d.remaining)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+      expect(ds[24]?.policies[1]?.remaining).toBe(20);
+      await limiter.close();
+    });
+
+    it("a refund made in the same turn reaches Redis after the consume it refunds", async () => {
+      const store = new RedisStore({ client: ioredis, prefix: prefix(), timeout: 2000 });
+      const limiter = new RateLimiter({ policy, store });
+      for (let i = 0; i < 9; i++) await limiter.consume("r");
+      // The consume waits for the end of the turn; the refund is sent at once.
+      const spent = limiter.consume("r", { cost: 1 });
+      const refunded = limiter.refund("r");
+      expect(await spent).toMatchObject({ allowed: true, remaining: 0 });
+      await refunded;
+      expect((await limiter.peek("r")).remaining).toBe(1);
+      await limiter.close();
+    });
+
+    it("a batch Redis refuses fails every consume in it, and the next turn works", async () => {
+      const p = prefix();
+      const store = new RedisStore({ client: ioredis, prefix: p, timeout: 2000 });
+      await server.cli("hset", `${p}:{bad}:default`, "f", "v");
+      const list = new RateLimiter({ policy, store }).policies;
+      const replies = await Promise.allSettled([
+        store.consume("good", list, 1, true),
+        store.consume("bad", list, 1, true),
+      ]);
+      expect(replies.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+      expect(String((replies[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
+      expect(await store.consume("good", list, 1, true)).toHaveLength(4);
+      await store.close();
+    });
+
+    it("close() sends the consumes already made before it closes", async () => {
+      const store = new RedisStore({ client: ioredis, prefix: prefix(), timeout: 2000 });
+      const list = new RateLimiter({ policy, store }).policies;
+      const pending = store.consume("late", list, 1, true);
+      await store.close();
+      expect(await pending).toHaveLength(4);
+      await expect(store.consume("late", list, 1, true)).rejects.toThrow(/closed/);
+    });
+  });
+
   it("keeps keys under 100 bytes and in one slot for hostile identifiers", async () => {
     const p = "abcdefghij0123456789";
     const limiter = new RateLimiter({
@@ -334,57 +416,5 @@ describe("RedisStore client types", () => {
       new RedisStore({ client: cl }),
     ];
     expect(typeof types).toBe("function");
-  });
-});
-
-describe("RedisStore over ioredis: socket writes", () => {
-  it("sends the first 8 calls of a burst at once and the rest when the burst ends", async () => {
-    // A stand-in for an ioredis client: records which calls each write(2) of
-    // its socket (one per uncork, or per call while not corked) carried.
-    const writes: number[][] = [];
-    let pending: number[] = [];
-    let corks = 0;
-    let calls = 0;
-    const fake = {
-      status: "ready",
-      stream: {
-        cork: () => {
-          corks++;
-        },
-        uncork: () => {
-          corks--;
-          if (corks === 0 && pending.length > 0) {
-            writes.push(pending);
-            pending = [];
-          }
-        },
-      },
-      evalsha: () => {
-        calls++;
-        if (corks > 0) pending.push(calls);
-        else writes.push([calls]);
-        return Promise.resolve([0, 1, 0, 0]);
-      },
-      eval: () => Promise.resolve(null),
-      del: () => Promise.resolve(0),
-      quit: () => Promise.resolve("OK"),
-    };
-    const conn = adapt(fake);
-    if (conn === undefined) throw new Error("the stand-in was not taken for ioredis");
-    const burst = () => {
-      for (let i = 0; i < 20; i++) void conn.evalsha(["sha", "1", "k", "1", "1", "1", "1"]);
-    };
-    burst();
-    // Within the burst: the first 8 have left, the other 12 wait.
-    expect(writes).toEqual([[1, 2, 3, 4, 5, 6, 7, 8]]);
-    await Promise.resolve();
-    expect(writes.map((w) => w.length)).toEqual([8, 12]);
-    // The next burst splits the same way; a lone call goes by itself.
-    burst();
-    await Promise.resolve();
-    void conn.evalsha(["sha", "1", "k", "1", "1", "1", "1"]);
-    await Promise.resolve();
-    expect(writes.map((w) => w.length)).toEqual([8, 12, 8, 12, 1]);
-    expect(corks).toBe(0);
   });
 });

@@ -45,6 +45,11 @@ export interface Conn {
   /** Closes the sockets at once and stops reconnecting; pending calls reject. */
   disconnect(): void;
   readonly kind: "ioredis" | "node-redis";
+  /**
+   * True when every call goes to one server (not a Cluster), so calls for
+   * different clients can share one script call.
+   */
+  readonly single: boolean;
 }
 
 /** Server is one Redis node: `name` for messages, `send` for a raw command such as CONFIG GET. */
@@ -95,58 +100,12 @@ interface Variadic {
   eval(...argv: string[]): Promise<unknown>;
 }
 
-/** The socket of an ioredis/iovalkey client (absent on a Cluster, which has one per node). */
-interface Corkable {
-  cork(): void;
-  uncork(): void;
-}
-
-/**
- * SPLIT is how many calls of one burst ioredis sends at once before corking
- * the rest of the burst (see ioredis() below).
- */
-const SPLIT = 8;
-
 function ioredis(c: IORedisLike): Conn {
-  const v = c as unknown as Variadic & { stream?: Corkable };
-  let corked: Corkable | undefined;
-  let burst = 0;
-  const uncork = () => {
-    const s = corked;
-    corked = undefined;
-    s?.uncork();
-  };
-  const end = () => {
-    burst = 0;
-    uncork();
-  };
+  const v = c as unknown as Variadic & { stream?: { destroy?: () => void } };
   return {
     kind: "ioredis",
-    evalsha: (argv) => {
-      // ioredis writes each command to its socket at once: one write(2) per
-      // decision. A burst is the calls made before the microtasks queued at
-      // its first call have run (e.g. by the callers resumed by one batch of
-      // replies). Its first SPLIT calls go in one writev, so Redis starts on
-      // them while the client makes the rest, which go in one more writev
-      // when the burst ends: at 16 in flight the client and Redis then work
-      // at once on two halves instead of taking turns on one batch (1.6x
-      // the decisions per second of one writev per burst, bench:redis
-      // worker, 4 rounds), and at 256 a burst still costs two writes, not
-      // 256 (0.99x). A microtask, not
-      // nextTick: callers that keep the microtask queue busy (cached
-      // denials in a tight loop) cannot hold the write back.
-      if (burst === 0) queueMicrotask(end);
-      if (corked === undefined) {
-        const s = v.stream;
-        if (s !== undefined && typeof s.cork === "function") {
-          corked = s;
-          s.cork();
-        }
-      }
-      const reply = v.evalsha(...argv);
-      if (++burst === SPLIT) uncork();
-      return reply;
-    },
+    single: typeof (c as unknown as Callable).nodes !== "function",
+    evalsha: (argv) => v.evalsha(...argv),
     eval: (argv) => v.eval(...argv),
     del: (keys) => c.del(...keys),
     servers: () => {
@@ -162,7 +121,7 @@ function ioredis(c: IORedisLike): Conn {
       (c as unknown as Callable).disconnect?.();
       // ioredis ends the socket and destroys it only after disconnectTimeout
       // (2 s) when the server does not close its side: dead, mute or paused.
-      (v.stream as { destroy?: () => void } | undefined)?.destroy?.();
+      v.stream?.destroy?.();
     },
   };
 }
@@ -177,6 +136,7 @@ function nodeRedis(c: NodeRedisLike): Conn {
   };
   return {
     kind: "node-redis",
+    single: true,
     evalsha: (argv) => c.sendCommand(["EVALSHA", ...argv]),
     eval: (argv) => c.sendCommand(["EVAL", ...argv]),
     del: (keys) => c.sendCommand(["DEL", ...keys]),
