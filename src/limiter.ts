@@ -245,8 +245,16 @@ export class RateLimiter {
     } else if (store instanceof MemoryStore) {
       // A MemoryStore answers at once, never with a promise.
       this.#sync = true;
-      this.#decider = (key, cost, spend, list) => {
+      // Optimised code reads an element of a frozen array through a generic
+      // call (Node 20), so the store and decide index an unfrozen copy of
+      // this limiter's own policies: the same Policy objects, never handed out.
+      const own = this.policies;
+      const plain = [...own];
+      this.#decider = (key, cost, spend, given) => {
+        const list = given === own ? plain : given;
         const reply = store.consume(key, list, cost, spend);
+        // An allowed decision is always new: RepeatMemo only remembers denials.
+        if (reply[1] === 1) return decide(list, reply, cost, "store");
         if (reply[1] === BLOCK_STARTED) reportBlock(this.events, key, list, reply, cost);
         return repeats.decide(key, list, reply, cost);
       };
@@ -544,6 +552,22 @@ export class RateLimiter {
     shadow = false,
   ): Decision | Promise<Decision> {
     key = boundKey(key);
+    // The in-memory path with no listener first, kept small so that V8 inlines the store into it.
+    if (this.#sync && spend && !this.events.observing) {
+      const d = this.#decide(key, cost, true, list) as Decision;
+      return d.allowed || this.#top === undefined ? d : this.#observe(key, d, shadow, -1);
+    }
+    return this.#checkObserved(key, cost, spend, list, shadow);
+  }
+
+  /** checkObserved is check for a peek, a network store, or a limiter someone listens to. */
+  #checkObserved(
+    key: string,
+    cost: number,
+    spend: boolean,
+    list: readonly Policy[],
+    shadow: boolean,
+  ): Decision | Promise<Decision> {
     if (!spend || !(this.events.observing || this.#top !== undefined)) {
       return this.#decide(key, cost, spend, list);
     }

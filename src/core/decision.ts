@@ -141,6 +141,18 @@ export function decide(
   const allowed = reply[1] === 1;
   if (!allowed && (reply[1] as number) >= BLOCKED) return decideBlocked(list, reply, cost, now);
   if (list.length === 1) return decideOne(list[0] as Policy, reply, cost, reason, now, allowed);
+  return decideMany(list, reply, cost, reason, now, allowed);
+}
+
+/** decideMany is decide for several policies, kept apart so decide stays small enough to inline. */
+function decideMany(
+  list: readonly Policy[],
+  reply: StoreReply,
+  cost: number,
+  reason: DecisionReason,
+  now: number,
+  allowed: boolean,
+): Decision {
   const states: PolicyState[] = new Array(list.length);
   let pick = 0;
   for (let i = 0; i < list.length; i++) {

@@ -321,9 +321,22 @@ export class MemoryStore implements Store {
       this.#lastKey = key;
       this.#lastHash = h;
     }
-    const n = tables.length;
-    if (n === 1)
+    if (tables.length === 1)
       return this.#consumeOne(key, h, tables[0] as Table, policies[0] as Policy, cost, spend, now);
+    return this.#consumeMany(key, h, tables, policies, cost, spend, now);
+  }
+
+  /** consumeMany is consume for several policies, kept apart so the one-policy path stays small. */
+  #consumeMany(
+    key: string,
+    h: number,
+    tables: readonly Table[],
+    policies: readonly Policy[],
+    cost: number,
+    spend: boolean,
+    now: number,
+  ): number[] {
+    const n = tables.length;
     const until = this.#load(key, h, tables, policies, now);
     if (until > now) return this.#blockedReply(n, now, until, BLOCKED);
     const states = this.#states;
