@@ -507,13 +507,14 @@ export class MemoryStore implements Store {
   ): number[] {
     if (table.policy !== p) table.policy = p;
     const s = this.#states[0] as BucketState;
-    let slot = table.find(key, h);
+    const slot = table.find(key, h);
+    const buckets = table.buckets;
     if (slot < 0) {
       s.tokens = p.capacity;
       s.refilledAt = now;
     } else {
-      s.tokens = table.buckets[2 * slot] as number;
-      s.refilledAt = table.buckets[2 * slot + 1] as number;
+      s.tokens = buckets[2 * slot] as number;
+      s.refilledAt = buckets[2 * slot + 1] as number;
       refill(p, s, now);
       if (table.blocks !== undefined && this.#blockedOne(table, slot, now)) {
         return this.#blockedReply(1, now, table.blockedUntil(slot), BLOCKED);
@@ -528,16 +529,33 @@ export class MemoryStore implements Store {
     reply[1] = allowed ? 1 : 0;
     reply[2] = s.tokens;
     reply[3] = s.refilledAt;
-    if (s.tokens >= p.capacity) {
-      if (slot >= 0) table.remove(slot);
-      return reply;
-    }
-    if (slot < 0) slot = this.#insert(table, key, h, now);
-    const buckets = table.buckets;
-    buckets[2 * slot] = s.tokens;
-    buckets[2 * slot + 1] = s.refilledAt;
-    table.throttled[slot] = allowed ? 0 : 1;
+    // A tracked bucket that stays below capacity (the hot path) is written in place.
+    if (slot >= 0 && s.tokens < p.capacity) {
+      buckets[2 * slot] = s.tokens;
+      buckets[2 * slot + 1] = s.refilledAt;
+      table.throttled[slot] = allowed ? 0 : 1;
+    } else this.#placeOne(key, h, table, slot, now, allowed);
     return reply;
+  }
+
+  /** placeOne stores the single-policy bucket in #states[0] for a new key, or drops it once full. */
+  #placeOne(
+    key: string,
+    h: number,
+    table: Table,
+    slot: number,
+    now: number,
+    allowed: boolean,
+  ): void {
+    const s = this.#states[0] as BucketState;
+    if (s.tokens >= table.policy.capacity) {
+      if (slot >= 0) table.remove(slot);
+      return;
+    }
+    const at = this.#insert(table, key, h, now);
+    table.buckets[2 * at] = s.tokens;
+    table.buckets[2 * at + 1] = s.refilledAt;
+    table.throttled[at] = allowed ? 0 : 1;
   }
 
   /**
