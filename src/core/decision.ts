@@ -284,12 +284,7 @@ export class RepeatMemo {
       cost === this.#cost &&
       this.#same(reply)
     ) {
-      if (!this.#frozen) {
-        for (const state of last.policies) Object.freeze(state);
-        Object.freeze(last.policies);
-        Object.freeze(last);
-        this.#frozen = true;
-      }
+      if (!this.#frozen) this.#freeze(last);
       return last;
     }
     const d = decide(list, reply, cost, "store");
@@ -303,6 +298,14 @@ export class RepeatMemo {
     copy.length = reply.length;
     for (let i = 0; i < reply.length; i++) copy[i] = reply[i] as number;
     return d;
+  }
+
+  /** freeze makes a Decision given out more than once read-only, its states and their list too. */
+  #freeze(last: Decision): void {
+    for (const state of last.policies) Object.freeze(state);
+    Object.freeze(last.policies);
+    Object.freeze(last);
+    this.#frozen = true;
   }
 
   #same(reply: StoreReply): boolean {
