@@ -312,7 +312,7 @@ export class MemoryStore implements Store {
 
   consume(key: string, policies: readonly Policy[], cost: number, spend: boolean): number[] {
     const now = this.clock();
-    const tables = policies === this.#lastList ? this.#lastTables : this.#tablesOf(policies);
+    const tables = policies === this.#lastList ? this.#lastTables : this.#remember(policies);
     let h = this.#lastHash;
     if (key !== this.#lastKey) {
       // Called directly, a store sees raw keys: hold long ones as digests too.
@@ -608,8 +608,21 @@ export class MemoryStore implements Store {
     this.#scores = new Float64Array(0);
   }
 
-  /** tablesOf finds (or makes) the table of each policy, by name, and remembers the list. */
+  /** remember is tablesOf for consume, which keeps the list and its tables for its next call. */
+  #remember(policies: readonly Policy[]): Table[] {
+    const tables = this.#tablesOf(policies);
+    this.#lastList = policies;
+    this.#lastTables = tables;
+    return tables;
+  }
+
+  /**
+   * tablesOf finds (or makes) the table of each policy, by name. A refund or
+   * block leaves consume's remembered list alone: a limiter's decisions go
+   * through a list of its own (see RateLimiter), its refunds through another.
+   */
   #tablesOf(policies: readonly Policy[]): Table[] {
+    if (policies === this.#lastList) return this.#lastTables;
     const tables: Table[] = [];
     for (const p of policies) {
       let table = this.#tables.get(p.name);
@@ -620,8 +633,6 @@ export class MemoryStore implements Store {
       tables.push(table);
     }
     while (this.#states.length < tables.length) this.#states.push({ tokens: 0, refilledAt: 0 });
-    this.#lastList = policies;
-    this.#lastTables = tables;
     return tables;
   }
 
