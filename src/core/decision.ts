@@ -310,8 +310,15 @@ export class RepeatMemo {
 
   #same(reply: StoreReply): boolean {
     const copy = this.#reply;
-    if (copy.length !== reply.length) return false;
-    for (let i = 0; i < copy.length; i++) if (copy[i] !== reply[i]) return false;
+    const n = reply.length;
+    if (copy.length !== n) return false;
+    // One policy (the common case): four numbers, compared without a loop.
+    if (n === 4) {
+      return (
+        copy[0] === reply[0] && copy[1] === reply[1] && copy[2] === reply[2] && copy[3] === reply[3]
+      );
+    }
+    for (let i = 0; i < n; i++) if (copy[i] !== reply[i]) return false;
     return true;
   }
 }
