@@ -553,7 +553,9 @@ export class RateLimiter {
     // The in-memory path with no listener first, kept small so that V8 inlines the store into it.
     if (this.#sync && spend && !this.events.observing) {
       const d = this.#decide(key, cost, true, list) as Decision;
-      return d.allowed || this.#top === undefined ? d : this.#observe(key, d, shadow, -1);
+      // Nobody listens: a denial only goes to the top-limited summary, at the decision's own instant.
+      if (!d.allowed) this.#top?.add(key, d.now);
+      return d;
     }
     return this.#checkObserved(key, cost, spend, list, shadow);
   }
