@@ -220,7 +220,6 @@ export class RateLimiter {
     this.#instances = instances ?? 1;
     const timeout = (store as Store).timeout;
     // What decides is picked here, once: the hot path never asks what the store is.
-    const repeats = this.#repeats;
     if (timeout !== undefined) {
       if (typeof timeout !== "number" || !(timeout > 0)) {
         throw new ConfigError(
@@ -245,10 +244,18 @@ export class RateLimiter {
     } else if (store instanceof MemoryStore) {
       // A MemoryStore answers at once, never with a promise.
       this.#sync = true;
-      this.#decider = (key, cost, spend, list) => {
+      // Optimised code reads an element of a frozen array through a generic
+      // call (Node 20), so the store and decide index an unfrozen copy of
+      // this limiter's own policies: the same Policy objects, never handed out.
+      const own = this.policies;
+      const plain = [...own];
+      this.#decider = (key, cost, spend, given) => {
+        const list = given === own ? plain : given;
         const reply = store.consume(key, list, cost, spend);
-        if (reply[1] === BLOCK_STARTED) reportBlock(this.events, key, list, reply, cost);
-        return repeats.decide(key, list, reply, cost);
+        // An allowed decision is always new: RepeatMemo only remembers denials.
+        return reply[1] === 1
+          ? decide(list, reply, cost, "store")
+          : this.#denied(key, list, reply, cost);
       };
     } else {
       this.#sync = false;
@@ -260,8 +267,7 @@ export class RateLimiter {
             return decide(list, r, cost, "store");
           });
         }
-        if (reply[1] === BLOCK_STARTED) reportBlock(this.events, key, list, reply, cost);
-        return repeats.decide(key, list, reply, cost);
+        return this.#denied(key, list, reply, cost);
       };
     }
   }
@@ -306,7 +312,7 @@ export class RateLimiter {
       // A repeated denial is the same frozen Decision (RepeatMemo): its settled promise can be shared too.
       if (d === this.#lastDecision) return this.#lastPromise as Promise<Decision>;
       const promise = Promise.resolve(d);
-      if (this.#sync ? !(d as Decision).allowed : !(d instanceof Promise) && !d.allowed) {
+      if (!(d as Decision).allowed && (this.#sync || !(d instanceof Promise))) {
         this.#lastDecision = d as Decision;
         this.#lastPromise = promise;
       }
@@ -544,6 +550,24 @@ export class RateLimiter {
     shadow = false,
   ): Decision | Promise<Decision> {
     key = boundKey(key);
+    // The in-memory path with no listener first, kept small so that V8 inlines the store into it.
+    if (this.#sync && spend && !this.events.observing) {
+      const d = this.#decide(key, cost, true, list) as Decision;
+      // Nobody listens: a denial only goes to the top-limited summary, at the decision's own instant.
+      if (!d.allowed) this.#top?.add(key, d.now);
+      return d;
+    }
+    return this.#checkObserved(key, cost, spend, list, shadow);
+  }
+
+  /** checkObserved is check for a peek, a network store, or a limiter someone listens to. */
+  #checkObserved(
+    key: string,
+    cost: number,
+    spend: boolean,
+    list: readonly Policy[],
+    shadow: boolean,
+  ): Decision | Promise<Decision> {
     if (!spend || !(this.events.observing || this.#top !== undefined)) {
       return this.#decide(key, cost, spend, list);
     }
@@ -635,6 +659,12 @@ export class RateLimiter {
     }
   }
 
+  /** denied decides a synchronous store reply that is not an admission: a block started is reported, a repeat is remembered. */
+  #denied(key: string, list: readonly Policy[], reply: StoreReply, cost: number): Decision {
+    if (reply[1] === BLOCK_STARTED) reportBlock(this.events, key, list, reply, cost);
+    return this.#repeats.decide(key, list, reply, cost);
+  }
+
   /** decide is check without the reporting: the call's checks, then the decider picked at construction. */
   #decide(
     key: string,
@@ -644,12 +674,15 @@ export class RateLimiter {
   ): Decision | Promise<Decision> {
     if (this.#closed) throw new ClosedError("the RateLimiter");
     assertKey(key);
-    if (cost !== 1 || list.length > 1) {
-      const problem = checkCost(cost, list);
-      if (problem !== undefined) throw new CostError(cost, problem);
-    }
+    if (cost !== 1 || list.length > 1) assertCost(cost, list);
     return this.#decider(key, cost, spend, list);
   }
+}
+
+/** assertCost throws CostError for a cost the policies cannot take (kept apart: the hot path is cost 1, one policy). */
+function assertCost(cost: number, list: readonly Policy[]): void {
+  const problem = checkCost(cost, list);
+  if (problem !== undefined) throw new CostError(cost, problem);
 }
 
 /** NOTHING settles a reservation that spent nothing in the store. */

@@ -78,6 +78,55 @@ export const BLOCK_STARTED = 3;
 const scratch: BucketState = { tokens: 0, refilledAt: 0 };
 const MAX = Number.MAX_SAFE_INTEGER;
 
+/** policyState is the one place a PolicyState is built, so every one has the same shape. */
+function policyState(p: Policy, remaining: number, resetAt: number, wait: number): PolicyState {
+  return { name: p.name, limit: p.capacity, remaining, resetAt, retryAfter: wait, policy: p };
+}
+
+/**
+ * snapshot is the one place a Decision is built: the top-level fields are
+ * those of `top`, the state of the policy reported.
+ */
+function snapshot(
+  allowed: boolean,
+  top: PolicyState,
+  policies: readonly PolicyState[],
+  reason: DecisionReason,
+  now: number,
+): Decision {
+  return {
+    allowed,
+    policy: top.name,
+    limit: top.limit,
+    remaining: top.remaining,
+    resetAt: top.resetAt,
+    retryAfter: top.retryAfter,
+    policies,
+    reason,
+    now,
+  };
+}
+
+/*
+ * V8 gives an object field a representation from the values stored in it.
+ * A field that first holds a number read from a Float64Array (as tokens and
+ * times are) becomes a "double" field, and then every object built gets its
+ * own 16-byte box for it, even for a whole number like `remaining`. This one
+ * snapshot, built when the module loads with non-numbers in the number
+ * fields, makes them general fields instead: a whole number up to 2^31 is
+ * then stored in the field itself, and the Decision shares the boxes of its
+ * top PolicyState's times. 555 -> 510 bytes allocated per admitted hot-key
+ * decision (bench/memory/alloc-worker.ts); the values are the same.
+ */
+const GENERAL = null as unknown as number;
+snapshot(
+  false,
+  policyState({ name: "" } as Policy, GENERAL, GENERAL, GENERAL),
+  [],
+  "store",
+  GENERAL,
+);
+
 /**
  * decide turns a store's reply into a Decision: pure, and the only place
  * that chooses the reported policy, so every store reports alike.
@@ -92,38 +141,37 @@ export function decide(
   const allowed = reply[1] === 1;
   if (!allowed && (reply[1] as number) >= BLOCKED) return decideBlocked(list, reply, cost, now);
   if (list.length === 1) return decideOne(list[0] as Policy, reply, cost, reason, now, allowed);
+  return decideMany(list, reply, cost, reason, now, allowed);
+}
+
+/** decideMany is decide for several policies, kept apart so decide stays small enough to inline. */
+function decideMany(
+  list: readonly Policy[],
+  reply: StoreReply,
+  cost: number,
+  reason: DecisionReason,
+  now: number,
+  allowed: boolean,
+): Decision {
   const states: PolicyState[] = new Array(list.length);
   let pick = 0;
   for (let i = 0; i < list.length; i++) {
     const p = list[i] as Policy;
     scratch.tokens = reply[2 + 2 * i] as number;
     scratch.refilledAt = reply[3 + 2 * i] as number;
-    const state: PolicyState = {
-      name: p.name,
-      limit: p.capacity,
-      remaining: Math.max(scratch.tokens, 0),
-      resetAt: scratch.refilledAt + p.interval,
-      retryAfter: allowed ? 0 : retryAfter(p, scratch, cost, now),
-      policy: p,
-    };
+    const state = policyState(
+      p,
+      Math.max(scratch.tokens, 0),
+      scratch.refilledAt + p.interval,
+      allowed ? 0 : retryAfter(p, scratch, cost, now),
+    );
     states[i] = state;
     const best = states[pick] as PolicyState;
     if (allowed ? state.remaining < best.remaining : state.retryAfter > best.retryAfter) {
       pick = i;
     }
   }
-  const top = states[pick] as PolicyState;
-  return {
-    allowed,
-    policy: top.name,
-    limit: top.limit,
-    remaining: top.remaining,
-    resetAt: top.resetAt,
-    retryAfter: top.retryAfter,
-    policies: states,
-    reason,
-    now,
-  };
+  return snapshot(allowed, states[pick] as PolicyState, states, reason, now);
 }
 
 /** decideOne is decide for a single policy (the common case): the same answer, no loop. */
@@ -144,25 +192,8 @@ function decideOne(
     wait = retryAfter(p, scratch, cost, now);
     if (tokens < 0) tokens = 0;
   }
-  const state: PolicyState = {
-    name: p.name,
-    limit: p.capacity,
-    remaining: tokens,
-    resetAt,
-    retryAfter: wait,
-    policy: p,
-  };
-  return {
-    allowed,
-    policy: p.name,
-    limit: p.capacity,
-    remaining: tokens,
-    resetAt,
-    retryAfter: wait,
-    policies: [state],
-    reason,
-    now,
-  };
+  const state = policyState(p, tokens, resetAt, wait);
+  return snapshot(allowed, state, [state], reason, now);
 }
 
 /**
@@ -191,27 +222,14 @@ function decideBlocked(
       longest = wait;
       pick = i;
     }
-    states[i] = {
-      name: p.name,
-      limit: p.capacity,
-      remaining: Math.max(scratch.tokens, 0),
-      resetAt: scratch.refilledAt + p.interval,
-      retryAfter: Math.max(wait, left),
-      policy: p,
-    };
+    states[i] = policyState(
+      p,
+      Math.max(scratch.tokens, 0),
+      scratch.refilledAt + p.interval,
+      Math.max(wait, left),
+    );
   }
-  const top = states[pick] as PolicyState;
-  return {
-    allowed: false,
-    policy: top.name,
-    limit: top.limit,
-    remaining: top.remaining,
-    resetAt: top.resetAt,
-    retryAfter: top.retryAfter,
-    policies: states,
-    reason: "blocked",
-    now,
-  };
+  return snapshot(false, states[pick] as PolicyState, states, "blocked", now);
 }
 
 /**
@@ -266,12 +284,7 @@ export class RepeatMemo {
       cost === this.#cost &&
       this.#same(reply)
     ) {
-      if (!this.#frozen) {
-        for (const state of last.policies) Object.freeze(state);
-        Object.freeze(last.policies);
-        Object.freeze(last);
-        this.#frozen = true;
-      }
+      if (!this.#frozen) this.#freeze(last);
       return last;
     }
     const d = decide(list, reply, cost, "store");
@@ -287,10 +300,25 @@ export class RepeatMemo {
     return d;
   }
 
+  /** freeze makes a Decision given out more than once read-only, its states and their list too. */
+  #freeze(last: Decision): void {
+    for (const state of last.policies) Object.freeze(state);
+    Object.freeze(last.policies);
+    Object.freeze(last);
+    this.#frozen = true;
+  }
+
   #same(reply: StoreReply): boolean {
     const copy = this.#reply;
-    if (copy.length !== reply.length) return false;
-    for (let i = 0; i < copy.length; i++) if (copy[i] !== reply[i]) return false;
+    const n = reply.length;
+    if (copy.length !== n) return false;
+    // One policy (the common case): four numbers, compared without a loop.
+    if (n === 4) {
+      return (
+        copy[0] === reply[0] && copy[1] === reply[1] && copy[2] === reply[2] && copy[3] === reply[3]
+      );
+    }
+    for (let i = 0; i < n; i++) if (copy[i] !== reply[i]) return false;
     return true;
   }
 }

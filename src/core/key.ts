@@ -26,10 +26,13 @@ const UTF16 = Buffer.from([0xff]);
  * A value that is not a string is returned as it is, for the caller's check.
  */
 export function boundKey(key: string): string {
-  if (typeof key !== "string") return key;
-  const n = key.length;
-  if (n <= 21) return key;
-  if (n <= MAX_KEY_BYTES && Buffer.byteLength(key, "utf8") <= MAX_KEY_BYTES) return key;
+  // Small enough for V8 to inline anywhere (a decision's hot path calls it once).
+  return typeof key !== "string" || key.length <= 21 ? key : boundLong(key);
+}
+
+/** boundLong is boundKey for a key of more than 21 characters. */
+function boundLong(key: string): string {
+  if (key.length <= MAX_KEY_BYTES && Buffer.byteLength(key, "utf8") <= MAX_KEY_BYTES) return key;
   const hash = createHash("sha256");
   // UTF-8 turns every lone surrogate into the same U+FFFD: such keys are
   // hashed as UTF-16 code units instead, after a byte UTF-8 never has.

@@ -312,7 +312,7 @@ export class MemoryStore implements Store {
 
   consume(key: string, policies: readonly Policy[], cost: number, spend: boolean): number[] {
     const now = this.clock();
-    const tables = policies === this.#lastList ? this.#lastTables : this.#tablesOf(policies);
+    const tables = policies === this.#lastList ? this.#lastTables : this.#remember(policies);
     let h = this.#lastHash;
     if (key !== this.#lastKey) {
       // Called directly, a store sees raw keys: hold long ones as digests too.
@@ -321,9 +321,22 @@ export class MemoryStore implements Store {
       this.#lastKey = key;
       this.#lastHash = h;
     }
-    const n = tables.length;
-    if (n === 1)
+    if (tables.length === 1)
       return this.#consumeOne(key, h, tables[0] as Table, policies[0] as Policy, cost, spend, now);
+    return this.#consumeMany(key, h, tables, policies, cost, spend, now);
+  }
+
+  /** consumeMany is consume for several policies, kept apart so the one-policy path stays small. */
+  #consumeMany(
+    key: string,
+    h: number,
+    tables: readonly Table[],
+    policies: readonly Policy[],
+    cost: number,
+    spend: boolean,
+    now: number,
+  ): number[] {
+    const n = tables.length;
     const until = this.#load(key, h, tables, policies, now);
     if (until > now) return this.#blockedReply(n, now, until, BLOCKED);
     const states = this.#states;
@@ -494,13 +507,14 @@ export class MemoryStore implements Store {
   ): number[] {
     if (table.policy !== p) table.policy = p;
     const s = this.#states[0] as BucketState;
-    let slot = table.find(key, h);
+    const slot = table.find(key, h);
+    const buckets = table.buckets;
     if (slot < 0) {
       s.tokens = p.capacity;
       s.refilledAt = now;
     } else {
-      s.tokens = table.buckets[2 * slot] as number;
-      s.refilledAt = table.buckets[2 * slot + 1] as number;
+      s.tokens = buckets[2 * slot] as number;
+      s.refilledAt = buckets[2 * slot + 1] as number;
       refill(p, s, now);
       if (table.blocks !== undefined && this.#blockedOne(table, slot, now)) {
         return this.#blockedReply(1, now, table.blockedUntil(slot), BLOCKED);
@@ -515,16 +529,33 @@ export class MemoryStore implements Store {
     reply[1] = allowed ? 1 : 0;
     reply[2] = s.tokens;
     reply[3] = s.refilledAt;
-    if (s.tokens >= p.capacity) {
-      if (slot >= 0) table.remove(slot);
-      return reply;
-    }
-    if (slot < 0) slot = this.#insert(table, key, h, now);
-    const buckets = table.buckets;
-    buckets[2 * slot] = s.tokens;
-    buckets[2 * slot + 1] = s.refilledAt;
-    table.throttled[slot] = allowed ? 0 : 1;
+    // A tracked bucket that stays below capacity (the hot path) is written in place.
+    if (slot >= 0 && s.tokens < p.capacity) {
+      buckets[2 * slot] = s.tokens;
+      buckets[2 * slot + 1] = s.refilledAt;
+      table.throttled[slot] = allowed ? 0 : 1;
+    } else this.#placeOne(key, h, table, slot, now, allowed);
     return reply;
+  }
+
+  /** placeOne stores the single-policy bucket in #states[0] for a new key, or drops it once full. */
+  #placeOne(
+    key: string,
+    h: number,
+    table: Table,
+    slot: number,
+    now: number,
+    allowed: boolean,
+  ): void {
+    const s = this.#states[0] as BucketState;
+    if (s.tokens >= table.policy.capacity) {
+      if (slot >= 0) table.remove(slot);
+      return;
+    }
+    const at = this.#insert(table, key, h, now);
+    table.buckets[2 * at] = s.tokens;
+    table.buckets[2 * at + 1] = s.refilledAt;
+    table.throttled[at] = allowed ? 0 : 1;
   }
 
   /**
@@ -577,8 +608,21 @@ export class MemoryStore implements Store {
     this.#scores = new Float64Array(0);
   }
 
-  /** tablesOf finds (or makes) the table of each policy, by name, and remembers the list. */
+  /** remember is tablesOf for consume, which keeps the list and its tables for its next call. */
+  #remember(policies: readonly Policy[]): Table[] {
+    const tables = this.#tablesOf(policies);
+    this.#lastList = policies;
+    this.#lastTables = tables;
+    return tables;
+  }
+
+  /**
+   * tablesOf finds (or makes) the table of each policy, by name. A refund or
+   * block leaves consume's remembered list alone: a limiter's decisions go
+   * through a list of its own (see RateLimiter), its refunds through another.
+   */
   #tablesOf(policies: readonly Policy[]): Table[] {
+    if (policies === this.#lastList) return this.#lastTables;
     const tables: Table[] = [];
     for (const p of policies) {
       let table = this.#tables.get(p.name);
@@ -589,8 +633,6 @@ export class MemoryStore implements Store {
       tables.push(table);
     }
     while (this.#states.length < tables.length) this.#states.push({ tokens: 0, refilledAt: 0 });
-    this.#lastList = policies;
-    this.#lastTables = tables;
     return tables;
   }
 
