@@ -169,6 +169,32 @@ describe("response headers", () => {
     );
   });
 
+  it("give clients with the same numbers one list, and a client with other numbers its own", () => {
+    let t = T0;
+    const limiter = new RateLimiter({
+      policy: { name: "a", capacity: 5, refillRate: 1, interval: 1000 },
+      store: new MemoryStore({ clock: () => t }),
+    });
+    const set = policySet(limiter.policies);
+    const consume = (key: string) => limiter.check(key, 1, true, limiter.policies) as Decision;
+    const first = headerList(set, consume("one"), true, true, false);
+    const same = headerList(set, consume("two"), true, true, false);
+    expect(same).toBe(first);
+    const other = headerList(set, consume("two"), true, true, false);
+    expect(asMap(other)).toMatchObject({ "x-ratelimit-remaining": "3", ratelimit: '"a";r=3;t=1' });
+    expect(asMap(first)).toMatchObject({ "x-ratelimit-remaining": "4", ratelimit: '"a";r=4;t=1' });
+    t += 1500;
+    const later = headerList(set, consume("three"), true, true, false);
+    expect(later).not.toBe(first);
+    expect(asMap(later)["x-ratelimit-reset"]).toBe(String(Math.ceil((t + 1000) / 1000)));
+    expect(headerList(set, consume("four"), false, true, false)).toEqual([
+      "ratelimit-policy",
+      '"a";q=5;w=5',
+      "ratelimit",
+      '"a";r=4;t=1',
+    ]);
+  });
+
   it("never let Retry-After fall below the denying policy's next refill", () => {
     const d = {
       retryAfter: 10,

@@ -21,12 +21,24 @@ export const HEADER = Object.freeze({
   retryAfter: "retry-after",
 });
 
+/** Printed is the last header list of one kind a PolicySet built, with the numbers it printed. */
+class Printed {
+  list: readonly string[] | undefined = undefined;
+  mode = 0;
+  remaining = 0;
+  reset = 0;
+  state = 0;
+  t = 0;
+  retry = 0;
+}
+
 /**
  * PolicySet is a validated policy list with its precomputed header text:
  * `policyHeader` is the RateLimit-Policy value, `items[i]` the start of policy
  * i's member of the RateLimit value (`"burst";r=`), `limits[i]` its capacity.
  * It also remembers the last X-RateLimit-Reset it wrote, since consecutive
- * requests mostly share the second of their next refill.
+ * requests mostly share the second of their next refill, and, for one
+ * policy, the last allowed and the last limited header list (see `single`).
  */
 export class PolicySet {
   readonly list: readonly Policy[];
@@ -35,13 +47,8 @@ export class PolicySet {
   readonly limits: readonly string[];
   #resetSeconds = -1;
   #resetText = "";
-  #denied: readonly string[] | undefined;
-  #deniedMode = 0;
-  #deniedRemaining = 0;
-  #deniedReset = 0;
-  #deniedState = 0;
-  #deniedT = 0;
-  #deniedRetry = 0;
+  readonly #allowed = new Printed();
+  readonly #denied = new Printed();
 
   constructor(list: readonly Policy[]) {
     this.list = list;
@@ -63,36 +70,38 @@ export class PolicySet {
   }
 
   /**
-   * denied returns the headers of a limited answer of one policy, rebuilt
-   * only when they would print other numbers than the last one: a client
-   * that keeps knocking on a denied bucket gets the same list all second long.
+   * single returns the headers of an answer under one policy, rebuilt only
+   * when they would print other numbers than the last answer of the same
+   * kind (allowed or limited): a client that keeps knocking on a denied
+   * bucket gets the same list all second long, and clients with the same
+   * tokens left in the same second share one list, strings included.
    */
-  denied(decision: Decision, legacy: boolean, ietf: boolean): readonly string[] {
+  single(decision: Decision, legacy: boolean, ietf: boolean, limited: boolean): readonly string[] {
     const state = decision.policies[0] as Decision["policies"][number];
     const mode = (legacy ? 1 : 0) + (ietf ? 2 : 0);
     const reset = Math.ceil(decision.resetAt / 1000);
     const t = seconds(state.resetAt - decision.now);
-    const retry = retryAfterSeconds(decision);
-    const last = this.#denied;
+    const retry = limited ? retryAfterSeconds(decision) : 0;
+    const last = limited ? this.#denied : this.#allowed;
     if (
-      last !== undefined &&
-      this.#deniedMode === mode &&
-      this.#deniedRemaining === decision.remaining &&
-      this.#deniedReset === reset &&
-      this.#deniedState === state.remaining &&
-      this.#deniedT === t &&
-      this.#deniedRetry === retry
+      last.list !== undefined &&
+      last.mode === mode &&
+      last.remaining === decision.remaining &&
+      last.reset === reset &&
+      last.state === state.remaining &&
+      last.t === t &&
+      last.retry === retry
     ) {
-      return last;
+      return last.list;
     }
-    const list = buildList(this, decision, legacy, ietf, true);
-    this.#denied = list;
-    this.#deniedMode = mode;
-    this.#deniedRemaining = decision.remaining;
-    this.#deniedReset = reset;
-    this.#deniedState = state.remaining;
-    this.#deniedT = t;
-    this.#deniedRetry = retry;
+    const list = buildList(this, decision, legacy, ietf, limited);
+    last.list = list;
+    last.mode = mode;
+    last.remaining = decision.remaining;
+    last.reset = reset;
+    last.state = state.remaining;
+    last.t = t;
+    last.retry = retry;
     return list;
   }
 }
@@ -178,7 +187,9 @@ export function headerList(
   ietf: boolean,
   limited: boolean,
 ): readonly string[] {
-  if (limited && decision.policies.length === 1) return set.denied(decision, legacy, ietf);
+  if (decision.policies.length === 1 && (legacy || ietf || limited)) {
+    return set.single(decision, legacy, ietf, limited);
+  }
   return buildList(set, decision, legacy, ietf, limited);
 }
 
