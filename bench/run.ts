@@ -7,13 +7,14 @@
  *   tsx bench/run.ts memory heap --rounds 7 --only floodgate,inline-await
  *   tsx bench/run.ts http --only fastify,hono   # http: --only names frameworks
  *   tsx bench/run.ts --baseline main            # also compare with main's committed results
+ *   tsx bench/run.ts report --baseline main     # render results/latest.json again, measuring nothing
  *   tsx bench/run.ts compare --baseline old.json --current bench/results/latest.json
  *
  * Every job runs in a fresh child process against the built dist/; contenders
  * alternate within each round; the report gives medians and ratios measured
  * side by side in this one run. Writes bench/results/latest.md and .json.
  */
-import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { rotate, runChild } from "./lib/child.js";
@@ -41,6 +42,8 @@ interface Parsed {
   baseline?: string;
   /** `compare` mode: the run to compare with the baseline (no measuring). */
   current?: string;
+  /** `report` mode: render `<out>.json` again (no measuring). */
+  reporting: boolean;
 }
 
 function parse(): Parsed {
@@ -58,7 +61,8 @@ function parse(): Parsed {
     },
   });
   const comparing = positionals[0] === "compare";
-  const named = comparing ? positionals.slice(1) : positionals;
+  const reporting = positionals[0] === "report";
+  const named = comparing || reporting ? positionals.slice(1) : positionals;
   const scenarios = named.length
     ? named.map((id) => {
         const s = SCENARIOS.find((x) => x.id === id);
@@ -84,6 +88,7 @@ function parse(): Parsed {
     out: values.out as string,
     ...(baseline === undefined ? {} : { baseline }),
     ...(comparing ? { current: values.current as string } : {}),
+    reporting,
   };
 }
 
@@ -117,9 +122,13 @@ function push(
 }
 
 async function main(): Promise<void> {
-  const { config, scenarios, out, baseline, current } = parse();
+  const { config, scenarios, out, baseline, current, reporting } = parse();
   if (current !== undefined && baseline !== undefined) {
     compareOnly(current, baseline, scenarios);
+    return;
+  }
+  if (reporting) {
+    reportOnly(out, scenarios, baseline);
     return;
   }
   const before = baseline === undefined ? undefined : loadBaseline(baseline);
@@ -203,14 +212,48 @@ async function main(): Promise<void> {
     if (s.run) data.extra[s.id] = await s.run(config);
   }
 
-  const sections: [Scenario, Section][] = scenarios.map((s) => [s, s.report(data)]);
   const seconds = Math.round((performance.now() - started) / 1000);
   const command = `npm run bench${scenarios.length === SCENARIOS.length ? "" : `:${scenarios.map((s) => s.id).join("+")}`}${config.quick ? " -- --quick" : ""}`;
+  write(out, data, scenarios, before, { command, seconds, date: new Date().toISOString() });
+}
+
+/**
+ * reportOnly renders a saved run's JSON again with this checkout's report
+ * code (tables, targets, the comparison), measuring nothing: for a report
+ * that changed after the run.
+ */
+function reportOnly(
+  out: string,
+  scenarios: readonly Scenario[],
+  baseline: string | undefined,
+): void {
+  const file = `${out}.json`;
+  const saved = JSON.parse(readFileSync(file, "utf8")) as {
+    command: string;
+    date: string;
+    seconds: number;
+  };
+  const run = loadBaseline(file);
+  const before = baseline === undefined ? undefined : loadBaseline(baseline);
+  write(out, run.data, scenarios, before, saved);
+}
+
+function write(
+  out: string,
+  data: RunData,
+  scenarios: readonly Scenario[],
+  before: ReturnType<typeof loadBaseline> | undefined,
+  meta: { command: string; seconds: number; date: string },
+): void {
+  const { command, seconds, date } = meta;
+  const config = data.config;
+  const wanted = (id: string) => config.only.length === 0 || config.only.includes(id);
+  const sections: [Scenario, Section][] = scenarios.map((s) => [s, s.report(data)]);
   const m = data.machine;
   const md = [
     "# floodgate benchmark results",
     "",
-    `Command: \`${command}\` (${config.rounds} rounds of ${config.durationMs} ms per case, ${config.heapRounds} heap rounds; ${seconds} s in all), ${new Date().toISOString()}.`,
+    `Command: \`${command}\` (${config.rounds} rounds of ${config.durationMs} ms per case, ${config.heapRounds} heap rounds; ${seconds} s in all), ${date}.`,
     `Machine: ${m.cpu}, ${m.nproc} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}; load average at start ${m.loadavg.join(" ")}.`,
     "",
     "Contenders and the call measured:",
@@ -247,7 +290,7 @@ async function main(): Promise<void> {
     `${JSON.stringify(
       {
         command,
-        date: new Date().toISOString(),
+        date,
         seconds,
         ...data,
         targets: sections.flatMap(([, s]) => s.targets),
