@@ -674,6 +674,11 @@ interface Batch {
 }
 
 function settleOne(s: Settle, reply: unknown): void {
+  // A consume the script failed on comes back as its own error, inside the batch's reply.
+  if (reply instanceof Error) {
+    s.reject(reply);
+    return;
+  }
   let r: StoreReply;
   try {
     r = check(reply);

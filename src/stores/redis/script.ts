@@ -57,6 +57,13 @@ import { createHash } from "node:crypto";
  * go as decimal text instead, since some clients' reply parsers (node-redis)
  * round integers that close to 2^53.
  *
+ * A batch: ARGV[1] = "B", ARGV[2] = how many consumes; then for each its
+ * key count and argument count, then its arguments as above (its keys follow
+ * one another in KEYS). Each is decided in turn by the same code, under
+ * pcall, so one that fails (a key of another type) comes back as its own
+ * error in the reply's array and the others stand; the reply is the array of
+ * their replies. `TIME` is read once per call.
+ *
  * A refilledAt more than one interval ahead of `now` (Redis TIME stepped
  * back) is clamped to `now` and written, as src/core/bucket.ts does.
  *
@@ -287,7 +294,12 @@ if ARGV[1] ~= "B" then return decide(0, 0, #KEYS, #ARGV) end
 local replies, kb, ab = {}, 0, 2
 for d = 1, ARGV[2] + 0 do
   local n, m = ARGV[ab + 1] + 0, ARGV[ab + 2] + 0
-  replies[d] = decide(kb, ab + 2, n, m)
+  local ok, r = pcall(decide, kb, ab + 2, n, m)
+  if ok or type(r) == "table" then
+    replies[d] = r
+  else
+    replies[d] = {err = tostring(r)}
+  end
   kb = kb + n
   ab = ab + 2 + m
 end
