@@ -70,14 +70,19 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** startGateway writes `config` to a temporary file and starts the service on free loopback ports. */
-export async function startGateway(config: string, redis?: string): Promise<Gateway> {
+/**
+ * startGateway writes `config` to a temporary file and starts the service on
+ * free loopback ports. `timeout` is the Redis deadline: a test that asserts
+ * exact counts on Redis gives it room, so a loaded machine cannot hand a call
+ * to the fallback.
+ */
+export async function startGateway(config: string, redis?: string, timeout = 50): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), "floodgate-gateway-"));
   const file = join(dir, "floodgate.yaml");
   writeFileSync(file, config);
   const logs: string[] = [];
   const running = await startServe(
-    { config: file, host: "127.0.0.1", port: 0, grpcPort: 0, redis, timeout: 50, shadow: false },
+    { config: file, host: "127.0.0.1", port: 0, grpcPort: 0, redis, timeout, shadow: false },
     (line) => logs.push(line),
   );
   return {

@@ -110,7 +110,7 @@ describeRedis("gateway on Redis", () => {
   it("serve on a 3-node Redis Cluster (redis-cluster://): a domain's buckets in one slot, decided atomically", async () => {
     const cluster = await startCluster();
     const seeds = cluster.nodes.map((n) => `${n.host}:${n.port}`).join(",");
-    const gw = await startGateway(CONFIG, `redis-cluster://${seeds}`);
+    const gw = await startGateway(CONFIG, `redis-cluster://${seeds}`, 2000);
     try {
       const call = async (entries: { key: string; value: string }[][], cost: number) => {
         const r = await fetch(`${gw.http}/json`, {
