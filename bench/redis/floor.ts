@@ -60,17 +60,18 @@ const ONE_ARGS = ["1", "1000000000", "1", "3600000"];
 const TWO = ["2", "floodgate:{__rand_int__}:second", "floodgate:{__rand_int__}:hour"];
 const TWO_ARGS = ["1", "1000000000", "1", "1000", "1000000000", "1", "3600000"];
 
+/** A batch as RedisStore sends it: one plan (the policies' numbers), then each consume's plan number and op. */
 function batch(size: number, policies: 1 | 2): string[] {
   const keys: string[] = [];
-  const args: string[] = ["B", String(size)];
+  const plan = policies === 1 ? ["1", "3", ...ONE_ARGS.slice(1)] : ["2", "3", ...TWO_ARGS.slice(1)];
+  const args: string[] = ["B", String(size), "0", "1", ...plan];
   for (let i = 0; i < size; i++) {
     if (policies === 1) {
       keys.push(`floodgate:{__rand_int__${i}}:default`);
-      args.push("1", "4", ...ONE_ARGS);
     } else {
       keys.push(`floodgate:{__rand_int__${i}}:second`, `floodgate:{__rand_int__${i}}:hour`);
-      args.push("2", "7", ...TWO_ARGS);
     }
+    args.push("1", "1");
   }
   return [String(keys.length), ...keys, ...args];
 }

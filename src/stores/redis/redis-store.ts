@@ -87,6 +87,8 @@ interface Plan {
   /** capacity, refillRate, interval, maxDebt, blockFor of each policy (adjust, block). */
   readonly full: string[];
   readonly numkeys: string;
+  /** How many of `tail`'s numbers each policy has: "3" or "5". */
+  readonly width: string;
 }
 
 const OPTIONS = new Set(["client", "url", "prefix", "timeout", "readyTimeout", "warnings", "now"]);
@@ -134,6 +136,8 @@ export class RedisStore implements Store {
   #batch: Batch | undefined;
   /** A flush is queued for the end of this turn. */
   #turn = false;
+  /** Consumes sent to Redis in batches and not answered yet. */
+  #pending = 0;
 
   constructor(options: RedisStoreOptions) {
     checkOptions(options, OPTIONS, {
@@ -341,16 +345,20 @@ export class RedisStore implements Store {
    * resumed by one read of replies) go to Redis in few script calls, each
    * deciding its consumes one after another, atomically, with one Redis
    * TIME: the same decisions as one call each, for less of Redis's time
-   * (the call, TIME and the protocol are paid once per batch) and of the
-   * client's (one command to encode and parse). The turn's first
-   * FIRST_BATCH consumes go at once, so Redis starts on them while the
-   * client makes the rest, which go in batches of up to MAX_BATCH when the
-   * turn ends. A batch of one is sent as a plain call.
+   * (the call, TIME, the protocol and each policy's numbers are paid once
+   * per batch) and of the client's (one command to encode and parse). The
+   * turn's first FIRST_BATCH consumes go at once, so Redis starts on them
+   * while the client makes the rest; those go in batches of about half the
+   * consumes awaiting Redis's answer (from MIN_BATCH to MAX_BATCH), so a few
+   * calls stay in flight and Redis and the client work at the same time. A
+   * batch of one is sent as a plain call.
    */
   #join(id: string, plan: Plan, op: string, clock: Clock | undefined): Promise<StoreReply> {
     let batch = this.#batch;
     if (batch === undefined) {
-      batch = { keys: [], args: [], settle: [], limit: this.#turn ? MAX_BATCH : FIRST_BATCH };
+      let limit = FIRST_BATCH;
+      if (this.#turn) limit = Math.min(MAX_BATCH, Math.max(MIN_BATCH, this.#pending >> 1));
+      batch = { keys: [], plans: [], args: [], settle: [], limit };
       this.#batch = batch;
       if (!this.#turn) {
         this.#turn = true;
@@ -359,13 +367,10 @@ export class RedisStore implements Store {
     }
     const suffixes = plan.suffixes;
     for (let i = 0; i < suffixes.length; i++) batch.keys.push(id + (suffixes[i] as string));
-    const tail = plan.tail;
-    batch.args.push(
-      plan.numkeys,
-      String(1 + tail.length + (clock === undefined ? 0 : 1)),
-      op,
-      ...tail,
-    );
+    // Plans are numbered from 1 in the script; a batch rarely holds more than one.
+    let index = batch.plans.indexOf(plan) + 1;
+    if (index === 0) index = batch.plans.push(plan);
+    batch.args.push(String(index), op);
     if (clock !== undefined) batch.args.push(String(clock()));
     const reply = new Promise<StoreReply>((resolve, reject) => {
       (batch as Batch).settle.push({ resolve, reject });
@@ -386,17 +391,22 @@ export class RedisStore implements Store {
   };
 
   #dispatch(batch: Batch): void {
-    const { keys, args, settle } = batch;
+    const { keys, plans, args, settle } = batch;
     const count = settle.length;
     const conn = this.#conn as Conn;
-    let argv: string[];
+    const argv = [SHA, String(keys.length), ...keys];
     if (count === 1) {
-      argv = [SHA, String(keys.length), ...keys, ...args.slice(2)];
+      // A plain call: the op, the policies' numbers, the test clock's reading.
+      argv.push(args[1] as string, ...(plans[0] as Plan).tail, ...args.slice(2));
     } else {
-      argv = [SHA, String(keys.length), ...keys, "B", String(count), ...args];
+      argv.push("B", String(count), this.clock === undefined ? "0" : "1", String(plans.length));
+      for (const plan of plans) argv.push(plan.numkeys, plan.width, ...plan.tail);
+      argv.push(...args);
     }
+    this.#pending += count;
     this.#send(conn, argv).then(
       (reply) => {
+        this.#pending -= count;
         if (count === 1) {
           settleOne(settle[0] as Settle, reply);
           return;
@@ -409,6 +419,7 @@ export class RedisStore implements Store {
         for (let i = 0; i < count; i++) settleOne(settle[i] as Settle, reply[i]);
       },
       (error: unknown) => {
+        this.#pending -= count;
         for (const s of settle) s.reject(error);
       },
     );
@@ -647,6 +658,7 @@ export class RedisStore implements Store {
         tail: policies.some((p) => p.blockFor > 0) ? full : short,
         full,
         numkeys: String(policies.length),
+        width: policies.some((p) => p.blockFor > 0) ? "5" : "3",
       };
       this.#plans.set(policies, plan);
     }
@@ -655,7 +667,9 @@ export class RedisStore implements Store {
 }
 
 /** Consumes in a turn's first batch, sent as soon as there are this many. */
-const FIRST_BATCH = 8;
+const FIRST_BATCH = 2;
+/** Fewest consumes a later batch of the turn waits for before it is sent. */
+const MIN_BATCH = 8;
 /** Most consumes one script call decides: a bound on how long one call holds Redis. */
 const MAX_BATCH = 64;
 
@@ -664,9 +678,12 @@ interface Settle {
   reject(error: unknown): void;
 }
 
-/** Batch is the consumes of one turn: their keys, their arguments (each headed by its key and argument counts), their callers. */
+/** Batch is consumes of one turn: their keys, their policies, their arguments, their callers. */
 interface Batch {
   keys: string[];
+  /** The policy lists of its consumes, each once, in order of first use. */
+  plans: Plan[];
+  /** Each consume's plan number and op, then the test clock's reading when there is one. */
   args: string[];
   settle: Settle[];
   /** Sent as soon as it holds this many. */
