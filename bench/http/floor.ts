@@ -67,7 +67,7 @@ interface Mark {
   at: number;
 }
 
-/** One measured burst: steady server CPU per request and requests per second, between the marks. */
+/** One measured slot: steady server CPU per request and requests per second, between its two marks. */
 interface Sample {
   cpuUs: number;
   rps: number;
@@ -405,7 +405,7 @@ function ratio3(value: number): string {
   return Number.isFinite(value) ? `${value.toFixed(3)}x` : "–";
 }
 
-/** cpuRatio is a ÷ b in throughput terms (b's CPU per request over a's), per round, then the median. */
+/** cpuRatios are a ÷ b in throughput terms, b's CPU per request over a's, one per round. */
 function cpuRatios(s: Series, a: Mode, b: Mode): number[] {
   return s[a].cpuUs.map((x, i) => (s[b].cpuUs[i] as number) / x).filter(Number.isFinite);
 }
