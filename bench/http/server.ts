@@ -7,10 +7,8 @@
  * `process.cpuUsage()` and the requests it has served so far.
  */
 import type { Server } from "node:http";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import type { RequestHandler } from "express";
-import { DIST_ENV } from "../lib/floodgate.js";
+import { BODY, FIXED_HEADERS, floodgateModule, HOUR } from "./common.js";
 
 export type Framework = "fastify" | "express" | "hono";
 /**
@@ -33,29 +31,9 @@ export interface Mark {
   requests: number;
 }
 
-const HOUR = 3_600_000;
-const BODY = { message: "Hello, world!" };
-/** floodgate's default headers on the allowed path of this bench's policy, as one response sent them. */
-const FIXED_HEADERS: readonly (readonly [string, string])[] = [
-  ["X-RateLimit-Limit", "1000000000"],
-  ["X-RateLimit-Remaining", "999999999"],
-  ["X-RateLimit-Reset", "1795787700"],
-  ["RateLimit-Policy", '"default";q=1000000000;w=3600000000000'],
-  ["RateLimit", '"default";r=999999999;t=3600'],
-];
-
 /** limits: `capacity` requests per hour. */
 function capacity(path: PathKind): number {
   return path === "allowed" ? 1e9 : 1;
-}
-
-/** floodgateModule imports a floodgate subpath from the run's copy of dist/. */
-async function floodgateModule<T>(name: string): Promise<T> {
-  const dir = process.env[DIST_ENV];
-  const url = dir
-    ? pathToFileURL(join(dir, `${name}.js`))
-    : new URL(`../../dist/${name}.js`, import.meta.url);
-  return (await import(url.href)) as T;
 }
 
 function policy(path: PathKind) {
