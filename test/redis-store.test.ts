@@ -296,6 +296,24 @@ describeRedis("RedisStore against redis-server", () => {
       await limiter.close();
     });
 
+    it("node-redis 5: a turn past 128 consumes, sent in two writes, keeps call order; a refund after it comes after them", async () => {
+      const limiter = new RateLimiter({
+        policy: { capacity: 250, refillRate: 1, interval: 60_000 },
+        store: new RedisStore({ client: node5, prefix: prefix(), timeout: 2000 }),
+        cacheDenials: false,
+      });
+      const made = Array.from({ length: 300 }, () => limiter.consume("same"));
+      const refunded = limiter.refund("same");
+      const ds = await Promise.all(made);
+      expect(ds.map((d) => d.allowed)).toEqual(Array.from({ length: 300 }, (_, i) => i < 250));
+      expect(ds.slice(0, 250).map((d) => d.remaining)).toEqual(
+        Array.from({ length: 250 }, (_, i) => 249 - i),
+      );
+      expect((await refunded).applied).toBe(true);
+      expect((await limiter.peek("same")).remaining).toBe(1);
+      await limiter.close();
+    });
+
     it("a refund made in the same turn reaches Redis after the consume it refunds", async () => {
       const store = new RedisStore({ client: ioredis, prefix: prefix(), timeout: 2000 });
       const limiter = new RateLimiter({ policy, store });

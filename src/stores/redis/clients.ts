@@ -50,6 +50,12 @@ export interface Conn {
    * different clients can share one script call.
    */
   readonly single: boolean;
+  /**
+   * True when the client writes the commands made in one event-loop turn
+   * together, later in the loop (node-redis, on setImmediate), rather than
+   * each as it is made (ioredis).
+   */
+  readonly writesLater: boolean;
 }
 
 /** Server is one Redis node: `name` for messages, `send` for a raw command such as CONFIG GET. */
@@ -105,6 +111,7 @@ function ioredis(c: IORedisLike): Conn {
   return {
     kind: "ioredis",
     single: typeof (c as unknown as Callable).nodes !== "function",
+    writesLater: false,
     evalsha: (argv) => v.evalsha(...argv),
     eval: (argv) => v.eval(...argv),
     del: (keys) => c.del(...keys),
@@ -137,6 +144,7 @@ function nodeRedis(c: NodeRedisLike): Conn {
   return {
     kind: "node-redis",
     single: true,
+    writesLater: true,
     evalsha: (argv) => c.sendCommand(["EVALSHA", ...argv]),
     eval: (argv) => c.sendCommand(["EVAL", ...argv]),
     del: (keys) => c.sendCommand(["DEL", ...keys]),

@@ -138,6 +138,10 @@ export class RedisStore implements Store {
   #turn = false;
   /** Consumes sent to Redis in batches and not answered yet. */
   #pending = 0;
+  /** Consumes sent in this turn (see #submit). */
+  #sentInTurn = 0;
+  /** Batches held until the check phase (see #submit). */
+  #held: Batch[] = [];
 
   constructor(options: RedisStoreOptions) {
     checkOptions(options, OPTIONS, {
@@ -362,7 +366,7 @@ export class RedisStore implements Store {
       this.#batch = batch;
       if (!this.#turn) {
         this.#turn = true;
-        queueMicrotask(this.#flush);
+        queueMicrotask(this.#endTurn);
       }
     }
     const suffixes = plan.suffixes;
@@ -377,18 +381,58 @@ export class RedisStore implements Store {
     });
     if (batch.settle.length === batch.limit) {
       this.#batch = undefined;
-      this.#dispatch(batch);
+      this.#submit(batch);
     }
     return reply;
   }
 
-  readonly #flush = (): void => {
+  /**
+   * submit dispatches a full batch, or holds it for the check phase once this
+   * turn has sent HOLD_AFTER consumes over a client that writes a turn's
+   * commands together (node-redis): the first part then reaches Redis in
+   * this turn's write and the rest one write later, so Redis decides the
+   * first while the client still makes or reads the rest. Sent in one write,
+   * a large turn fits one of Redis's reads: Redis would decide all of it
+   * before answering, and the two would take turns instead of overlapping.
+   */
+  #submit(batch: Batch): void {
+    const conn = this.#conn as Conn;
+    // Behind a held batch, in call order.
+    if (this.#held.length > 0 || (conn.writesLater && this.#sentInTurn >= HOLD_AFTER)) {
+      if (this.#held.length === 0) setImmediate(this.#release);
+      this.#held.push(batch);
+      return;
+    }
+    this.#sentInTurn += batch.settle.length;
+    this.#dispatch(batch);
+  }
+
+  /** endTurn sends the turn's last batch (or holds it, as submit does) once its microtasks have run. */
+  readonly #endTurn = (): void => {
     this.#turn = false;
+    const batch = this.#batch;
+    if (batch !== undefined) {
+      this.#batch = undefined;
+      this.#submit(batch);
+    }
+    this.#sentInTurn = 0;
+  };
+
+  /** release sends the batches held for the check phase. */
+  readonly #release = (): void => {
+    const held = this.#held;
+    this.#held = [];
+    for (const batch of held) this.#dispatch(batch);
+  };
+
+  /** flush sends every consume made so far, now: what is sent next must reach Redis after them. */
+  #flush(): void {
+    this.#release();
     const batch = this.#batch;
     if (batch === undefined) return;
     this.#batch = undefined;
     this.#dispatch(batch);
-  };
+  }
 
   #dispatch(batch: Batch): void {
     const { keys, plans, args, settle } = batch;
@@ -672,6 +716,8 @@ const FIRST_BATCH = 2;
 const MIN_BATCH = 8;
 /** Most consumes one script call decides: a bound on how long one call holds Redis. */
 const MAX_BATCH = 64;
+/** Consumes a turn sends at once over a client that writes a turn together; the rest go one write later. */
+const HOLD_AFTER = 128;
 
 interface Settle {
   resolve(reply: StoreReply): void;
