@@ -71,11 +71,11 @@ import { createHash } from "node:crypto";
  * A refilledAt more than one interval ahead of `now` (Redis TIME stepped
  * back) is clamped to `now` and written, as src/core/bucket.ts does.
  *
- * A consume whose buckets are all packed and that no block concerns (the
- * common case) takes a short path: `packed` reads and refills a bucket,
- * `save` writes it, and one policy needs no Lua table. A bucket with a block
- * field or in text, and adjust and block, go the general way (which writes
- * by `save` too). Policies' numbers arrive as decimal text and become Lua
+ * Every path reads and refills a bucket with `load` (packed or text, a
+ * block that has ended dropped) and writes it with `save`. A consume that
+ * no block in force concerns (the common case) takes a short path, with no
+ * Lua table for one policy (several: when no policy has blockFor); a block
+ * in force, adjust and block go the general way. Policies' numbers arrive as decimal text and become Lua
  * numbers once per call (`ARGV[i] + 0`, about 60 ns in Redis 7.0, rather
  * than `tonumber`, about 165 ns); numbers go back to Redis as text
  * (`string.format`): a Lua number passed to `redis.call` costs Redis more to
@@ -85,12 +85,29 @@ import { createHash } from "node:crypto";
  * KEEPTTL, the arithmetic).
  */
 export const SCRIPT = `local none = -math.huge
-local function packed(v, cap, rate, int, now)
-  if not v then return cap, now, nil, false end
+local function load(v, cap, rate, int, now)
+  if not v then return cap, now, none, none, false end
+  local t, a, x, b, d = nil, nil, none, none, false
   local c1 = string.byte(v)
-  if #v ~= 24 or (c1 >= 45 and c1 <= 57) then return nil end
-  local t, a, x = struct.unpack(">ddd", v)
-  local d = false
+  if c1 >= 45 and c1 <= 57 then
+    local s = string.find(v, " ", 1, true)
+    local e = string.find(v, " ", s + 1, true)
+    t = tonumber(string.sub(v, 1, s - 1))
+    if e then
+      a = tonumber(string.sub(v, s + 1, e - 1))
+      b = tonumber(string.sub(v, e + 1))
+    else
+      a = tonumber(string.sub(v, s + 1))
+    end
+  elseif #v == 32 then
+    t, a, x, b = struct.unpack(">dddd", v)
+  else
+    t, a, x = struct.unpack(">ddd", v)
+  end
+  if b <= now and b ~= none then
+    b = none
+    d = true
+  end
   if now - a >= int then
     local k = math.floor((now - a) / int)
     t = t + k * rate
@@ -104,7 +121,7 @@ local function packed(v, cap, rate, int, now)
     t = cap
     a = now
   end
-  return t, a, x, d
+  return t, a, x, b, d
 end
 local function save(key, t, a, x, b, cap, rate, int, now, extra)
   if t >= cap and b <= now then
@@ -130,8 +147,8 @@ local function decide(kb, n, w, P, op, now, extra)
   if cost and (w == 3 or n == 1) then
     if n == 1 then
       local key, cap, rate, int = KEYS[kb + 1], P[1], P[2], P[3]
-      local t, a, x, d = packed(redis.call("GET", key), cap, rate, int, now)
-      if t then
+      local t, a, x, b, d = load(redis.call("GET", key), cap, rate, int, now)
+      if b == none then
         local allowed = 0
         if t >= cost then
           allowed = 1
@@ -151,8 +168,8 @@ local function decide(kb, n, w, P, op, now, extra)
       local out, ex = {now, 1}, {}
       for i = 1, n do
         local j = 3 * i
-        local t, a, x, d = packed(vals[i], P[j - 2], P[j - 1], P[j], now)
-        if not t then
+        local t, a, x, b, d = load(vals[i], P[j - 2], P[j - 1], P[j], now)
+        if b ~= none then
           out = nil
           break
         end
@@ -185,44 +202,7 @@ local function decide(kb, n, w, P, op, now, extra)
   local blocked, ends = none, nil
   for i = 1, n do
     local j = w * i - w
-    local cap, int = P[j + 1], P[j + 3]
-    local t, a, x, b, d = cap, now, none, none, false
-    local v = vals[i]
-    if v then
-      local c1 = string.byte(v)
-      if c1 >= 45 and c1 <= 57 then
-        local s = string.find(v, " ", 1, true)
-        local e = string.find(v, " ", s + 1, true)
-        t = tonumber(string.sub(v, 1, s - 1))
-        if e then
-          a = tonumber(string.sub(v, s + 1, e - 1))
-          b = tonumber(string.sub(v, e + 1))
-        else
-          a = tonumber(string.sub(v, s + 1))
-        end
-      elseif #v == 32 then
-        t, a, x, b = struct.unpack(">dddd", v)
-      else
-        t, a, x = struct.unpack(">ddd", v)
-      end
-      if b <= now and b ~= none then
-        b = none
-        d = true
-      end
-      if now - a >= int then
-        local k = math.floor((now - a) / int)
-        t = t + k * P[j + 2]
-        a = a + k * int
-        d = true
-      elseif a - now > int then
-        a = now
-        d = true
-      end
-      if t >= cap then
-        t = cap
-        a = now
-      end
-    end
+    local t, a, x, b, d = load(vals[i], P[j + 1], P[j + 2], P[j + 3], now)
     out[2 * i + 1], out[2 * i + 2], ex[i], blk[i], dirty[i] = t, a, x, b, d
     if b > blocked then blocked = b end
   end
