@@ -391,6 +391,29 @@ describe("Guard: a late event loop is not a store failure", () => {
     expect((await probe).reason).toBe("store");
     expect(seen).toEqual(["open", "close"]);
   });
+
+  it("a probe the loop was late for twice is no verdict: a second later the next probe goes", async () => {
+    const { guard, timers, store } = setup();
+    for (let i = 0; i < 5; i++) {
+      await decideStalled(guard, timers, "a");
+      timers.advance(60);
+    }
+    timers.advance(1000);
+    const probe = guard.decide("a", 1, true, list);
+    timers.stall(5 * TIMEOUT);
+    timers.stall(5 * TIMEOUT);
+    expect((await probe).reason).toBe("insurance");
+    expect(guard.stats()).toMatchObject({ breaker: "open", storeTimeouts: 3, lateLoop: 2 });
+    const calls = store.calls.length;
+    expect((await guard.decide("a", 1, true, list)).reason).toBe("insurance");
+    expect(store.calls.length).toBe(calls);
+    timers.advance(1000);
+    const next = guard.decide("a", 1, true, list);
+    expect(store.calls.length).toBe(calls + 1);
+    store.reply(true, 10, SKEW, SKEW);
+    expect((await next).reason).toBe("store");
+    expect(guard.stats().breaker).toBe("closed");
+  });
 });
 
 describe("Guard: cached denials", () => {

@@ -771,8 +771,11 @@ export class Guard {
           graced.push(call);
         } else {
           call.done = true;
-          if (late) this.#stats.lateLoop++;
-          else this.#failed(call.probe, true);
+          if (late) {
+            this.#stats.lateLoop++;
+            // A probe the loop was late for is no verdict: the next one goes when due.
+            if (call.probe && this.#breaker === "half-open") this.#breaker = "open";
+          } else this.#failed(call.probe, true);
           call.resolve(this.#fallback(call.key, call.cost, call.spend, call.list));
         }
       }
