@@ -262,13 +262,16 @@ function write(
     "",
     "## Targets (issues 7 and 18)",
     "",
+    "A target not met says why where this run measured a reason: the floor beneath it, or the trade.",
+    "",
     table(
-      ["target", "measured", "met"],
+      ["target", "measured", "met", "why not (measured in this run)"],
       sections.flatMap(([, s]) =>
         s.targets.map((t) => [
           t.target,
           t.measured,
           t.met === null ? "–" : t.met ? "yes" : "**no**",
+          t.why ?? "",
         ]),
       ),
     ),

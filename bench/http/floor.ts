@@ -44,8 +44,8 @@ import { BODY, FIXED_HEADERS, floodgateModule, HOUR } from "./common.js";
 import type { Framework } from "./server.js";
 
 const FRAMEWORKS: readonly Framework[] = ["fastify", "express", "hono"];
-const MODES = ["none", "fixed", "real", "floodgate", "legacy", "peer"] as const;
-type Mode = (typeof MODES)[number];
+export const MODES = ["none", "fixed", "real", "floodgate", "legacy", "peer"] as const;
+export type Mode = (typeof MODES)[number];
 const PEER: Record<Framework, string> = {
   fastify: "@fastify/rate-limit",
   express: "express-rate-limit",
@@ -341,7 +341,7 @@ async function slot(server: Running, mode: Mode, seconds: number): Promise<Sampl
 }
 
 /** Per mode, one sample per round. */
-type Series = Record<Mode, { cpuUs: number[]; rps: number[] }>;
+export type Series = Record<Mode, { cpuUs: number[]; rps: number[] }>;
 
 /**
  * measure starts the framework's server and one autocannon run against it
@@ -350,7 +350,11 @@ type Series = Record<Mode, { cpuUs: number[]; rps: number[] }>;
  * response other than a 2xx, or any error, fails the framework's run: on the
  * allowed path there must be none.
  */
-async function measure(framework: Framework, rounds: number, seconds: number): Promise<Series> {
+export async function measure(
+  framework: Framework,
+  rounds: number,
+  seconds: number,
+): Promise<Series> {
   const series = Object.fromEntries(
     MODES.map((m) => [m, { cpuUs: [] as number[], rps: [] as number[] }]),
   ) as Series;
@@ -406,7 +410,7 @@ function ratio3(value: number): string {
 }
 
 /** cpuRatios are a ÷ b in throughput terms, b's CPU per request over a's, one per round. */
-function cpuRatios(s: Series, a: Mode, b: Mode): number[] {
+export function cpuRatios(s: Series, a: Mode, b: Mode): number[] {
   return s[a].cpuUs.map((x, i) => (s[b].cpuUs[i] as number) / x).filter(Number.isFinite);
 }
 
@@ -528,5 +532,8 @@ async function main(): Promise<void> {
   writeFileSync(new URL("../results/http-floor.md", import.meta.url), markdown);
 }
 
-if (process.argv[2] === "--serve") await serveFramework(process.argv[3] as Framework);
-else await main();
+// Run as a script (the floor alone, or a server child); imported by the suite, nothing runs.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (process.argv[2] === "--serve") await serveFramework(process.argv[3] as Framework);
+  else await main();
+}

@@ -41,6 +41,8 @@ export interface Target {
   measured: string;
   /** null when the run did not measure it. */
   met: boolean | null;
+  /** For a target not met: what this run measured that bounds it (a floor, a trade). */
+  why?: string;
 }
 
 /** Figure is one measured figure by a name stable across runs, for `--baseline` comparisons. */

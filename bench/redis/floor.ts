@@ -15,6 +15,7 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { SCRIPT } from "../../src/stores/redis/script.js";
 import { startRedis } from "../../test/helpers/redis-server.js";
@@ -211,9 +212,21 @@ async function usecPerCall(
   return Number(hit[1]);
 }
 
-async function main(): Promise<void> {
-  const at = process.argv.indexOf("--rounds");
-  const rounds = at > 0 ? Number(process.argv[at + 1]) : 5;
+/** LadderRow is one script of the ladder, measured: its µs per decision, median over rounds. */
+export interface LadderRow {
+  id: string;
+  what: string;
+  us: number;
+}
+
+/**
+ * measureLadder starts its own redis-server and runs every row of the ladder
+ * `rounds` times (rows alternating), returning each row's median µs per
+ * decision, the peer's row first, and the server's version.
+ */
+export async function measureLadder(
+  rounds: number,
+): Promise<{ version: string; rows: LadderRow[] }> {
   const server = await startRedis();
   try {
     const shas = new Map<string, string>();
@@ -231,23 +244,38 @@ async function main(): Promise<void> {
         (samples.get(r.id) as number[]).push(us / r.per);
       }
     }
-    const peer = median(samples.get("peer") as number[]);
     const version = /redis_version:([\d.]+)/.exec(await cli(server.port, "info", "server"))?.[1];
-    console.log(
-      `Redis time per decision (INFO commandstats usec_per_call ÷ decisions per call), redis-server ${version}, redis-benchmark -c 16 -r 10000, median of ${rounds} alternating rounds\n`,
-    );
-    console.log(
-      table(
-        ["script", "µs per decision", "÷ rate-limit-redis"],
-        ROWS.map((r) => {
-          const us = median(samples.get(r.id) as number[]);
-          return [r.what, us.toFixed(2), `${(us / peer).toFixed(2)}x`];
-        }),
-      ),
-    );
+    return {
+      version: version ?? "?",
+      rows: ROWS.map((r) => ({
+        id: r.id,
+        what: r.what,
+        us: median(samples.get(r.id) as number[]),
+      })),
+    };
   } finally {
     await server.stop();
   }
 }
 
-await main();
+/** ladderTable renders the ladder with each row's ratio to rate-limit-redis's script. */
+export function ladderTable(rows: readonly LadderRow[]): string {
+  const peer = rows.find((r) => r.id === "peer")?.us ?? Number.NaN;
+  return table(
+    ["script", "µs per decision", "÷ rate-limit-redis"],
+    rows.map((r) => [r.what, r.us.toFixed(2), `${(r.us / peer).toFixed(2)}x`]),
+  );
+}
+
+async function main(): Promise<void> {
+  const at = process.argv.indexOf("--rounds");
+  const rounds = at > 0 ? Number(process.argv[at + 1]) : 5;
+  const { version, rows } = await measureLadder(rounds);
+  console.log(
+    `Redis time per decision (INFO commandstats usec_per_call ÷ decisions per call), redis-server ${version}, redis-benchmark -c 16 -r 10000, median of ${rounds} alternating rounds\n`,
+  );
+  console.log(ladderTable(rows));
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1])
+  await main();

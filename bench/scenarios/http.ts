@@ -3,6 +3,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
+import {
+  cpuRatios,
+  MODES,
+  type Mode,
+  measure as measureOneProcess,
+  type Series,
+} from "../http/floor.js";
 import type { Framework, LimiterKind, Mark, PathKind, ServerJob } from "../http/server.js";
 import { rotate } from "../lib/child.js";
 import { DIST_ENV } from "../lib/floodgate.js";
@@ -46,6 +53,9 @@ const WARMUP_S = 1;
 const GENERATIONS = 3;
 /** Rounds of bursts per round of the suite: `--rounds N` gives 3N rounds here. */
 const ROUNDS_PER_ROUND = 3;
+/** Rounds and seconds per slot of the one-process header floor (bench/http/floor.ts's defaults). */
+const ONE_PROCESS_ROUNDS = 8;
+const ONE_PROCESS_SLOT_S = 0.75;
 
 /** One measured burst against one server. */
 export interface HttpResult {
@@ -74,6 +84,14 @@ interface HttpRun {
   versions: Record<string, string>;
   /** `framework:limiter:path` -> one result per round (null when the burst failed). */
   runs: Record<string, (HttpResult | null)[]>;
+  /**
+   * The header floor inside one server process per framework
+   * (bench/http/floor.ts): server CPU per request of each mode, per round.
+   * Absent in older results, and for a framework whose floor failed.
+   */
+  oneProcess?: Partial<Record<Framework, Series>>;
+  /** Rounds and seconds per slot of the one-process floor. */
+  oneProcessRounds?: number;
 }
 
 function log(message: string): void {
@@ -272,7 +290,20 @@ async function measure(config: Config): Promise<HttpRun> {
     const servers = SERVERS.filter(([l]) => l !== "floodgate" || !missing.includes(framework));
     await measureFramework(framework, servers, rounds, runs);
   }
+  // What a truthful limiter's headers cost by themselves, one process per framework.
+  const oneProcess: Partial<Record<Framework, Series>> = {};
+  const floorRounds = config.quick ? 3 : ONE_PROCESS_ROUNDS;
+  for (const framework of chosen.filter((f) => !missing.includes(f))) {
+    log(`bench: http one-process floor ${framework}`);
+    try {
+      oneProcess[framework] = await measureOneProcess(framework, floorRounds, ONE_PROCESS_SLOT_S);
+    } catch (error) {
+      log(String(error));
+    }
+  }
   return {
+    oneProcess,
+    oneProcessRounds: floorRounds,
     measured: true,
     connections: CONNECTIONS,
     durationS: BURST_S,
@@ -381,19 +412,36 @@ function report(data: RunData) {
       const label = `${f} + ${PEER[f]} ${version(PEER[f])}`;
       const perRequest = (a: string, b: string) =>
         `server CPU: ${ratio(cpuVs(a, b))}, ${micros(cpuOf(a))} against ${micros(cpuOf(b))} per request`;
+      const one = r.oneProcess?.[f];
+      const inOne = (a: Mode, b: Mode) =>
+        one === undefined ? Number.NaN : median(cpuRatios(one, a, b));
       if (path === "allowed") {
         const v = vs(fg, fixed);
+        const met = Number.isFinite(v) ? v >= FLOOR_BOUND : null;
+        const real = inOne("real", "fixed");
         targets.push({
           target: `HTTP ${f}: floodgate >= ${FLOOR_BOUND} of the five-fixed-headers floor (allowed path, req/s)`,
           measured: `${ratio(v)} (${perRequest(fg, fixed)}; ÷ no limiter ${ratio(vs(fg, base))}${floors})`,
-          met: Number.isFinite(v) ? v >= FLOOR_BOUND : null,
+          met,
+          ...(met === false && Number.isFinite(real)
+            ? {
+                why: `in one server process (server CPU, ${r.oneProcessRounds} rounds), the same five headers with each request's true values cost ${ratio(real)} of the fixed ones by themselves${real < FLOOR_BOUND ? ", below the bound before any decision" : ""}; floodgate runs at ${ratio(inOne("floodgate", "real"))} of that true-value floor`,
+              }
+            : {}),
         });
       } else {
         const v = vs(fg, base);
+        const met = Number.isFinite(v) ? v >= REJECT_BOUND : null;
+        const headers = vs(fixed, base);
         targets.push({
           target: `HTTP ${f}: 429 path >= ${REJECT_BOUND} of the no-limiter allowed path (req/s)`,
           measured: `${ratio(v)} (${perRequest(fg, base)})`,
-          met: Number.isFinite(v) ? v >= REJECT_BOUND : null,
+          met,
+          ...(met === false && Number.isFinite(headers)
+            ? {
+                why: `a 429 carries the same five headers, and a middleware that only sets them to fixed values runs at ${ratio(headers)} of no limiter (${ratio(inOne("fixed", "none"))} in one server process)${headers < REJECT_BOUND ? ": the bound is above that floor" : ""}; floodgate's 429 ÷ that floor ${ratio(vs(fg, fixed))}`,
+              }
+            : {}),
         });
       }
       const p = vs(fg, peer);
@@ -499,10 +547,41 @@ function report(data: RunData) {
       ],
       floorRows,
     ),
+    ...oneProcessSection(r),
     "",
     `Peers: ${FRAMEWORKS.map((f) => `${PEER[f]} ${r.versions[PEER[f]]}`).join(", ")}.`,
   ].join("\n");
   return { markdown, targets, figures };
+}
+
+/** The ratios of the one-process floor the targets turn on: [label, a, b] for a ÷ b. */
+const ONE_PROCESS_RATIOS: readonly (readonly [string, Mode, Mode])[] = [
+  ["five fixed headers ÷ none", "fixed", "none"],
+  ["true values ÷ fixed", "real", "fixed"],
+  ["floodgate ÷ true values", "floodgate", "real"],
+  ["floodgate ÷ fixed", "floodgate", "fixed"],
+  ["floodgate legacy ÷ peer", "legacy", "peer"],
+  ["floodgate ÷ peer", "floodgate", "peer"],
+];
+
+/** oneProcessSection renders the header floor measured inside one server process per framework. */
+function oneProcessSection(r: HttpRun): string[] {
+  const measured = FRAMEWORKS.filter((f) => r.oneProcess?.[f] !== undefined);
+  if (measured.length === 0) return [];
+  const rows = measured.map((f) => {
+    const s = r.oneProcess?.[f] as Series;
+    return [
+      `${f} ${r.versions[PACKAGE[f]]}`,
+      ...MODES.map((m) => micros(median(s[m].cpuUs))),
+      ...ONE_PROCESS_RATIOS.map(([, a, b]) => ratio(median(cpuRatios(s, a, b)))),
+    ];
+  });
+  return [
+    "",
+    `The header floor inside ONE server process per framework (\`bench/http/floor.ts\`, run here: ${r.oneProcessRounds} rounds, every mode a slot per round, one JIT and heap for all): server CPU per request of the bare handler (none), five fixed headers, the same five headers with each request's true values (remaining counting down, reset from the clock), floodgate, floodgate with \`headers: "legacy"\` and the peer; ratios are throughput-equivalent medians of per-round ratios. Two processes of one server differ by a few per cent, so the floor targets are read here.`,
+    "",
+    table(["framework", ...MODES, ...ONE_PROCESS_RATIOS.map(([name]) => name)], rows),
+  ];
 }
 
 /**

@@ -7,6 +7,7 @@ import { median, pairedRatio, ratio } from "../lib/stats.js";
 import { table } from "../lib/table.js";
 import type { Config, Figure, RunData, Scenario, Target } from "../lib/types.js";
 import { REDIS_CONTENDERS } from "../redis/contenders.js";
+import { type LadderRow, ladderTable, measureLadder } from "../redis/floor.js";
 import type { RedisCaseResult, RedisJob } from "../redis/worker.js";
 
 const run = promisify(execFile);
@@ -38,6 +39,8 @@ interface RedisRun {
   durationMs?: number;
   /** id -> case -> one result per round (null when the round failed or fell back). */
   runs: Record<string, Record<string, (RedisCaseResult | null)[]>>;
+  /** The floor ladder (bench/redis/floor.ts) run after the cases; absent in older results. */
+  ladder?: { version: string; rounds: number; rows: LadderRow[] };
 }
 
 function log(message: string): void {
@@ -247,6 +250,8 @@ const CPU_PEER = "rate-limit-redis";
  * per decision).
  */
 const CPU_BOUND = { one: 1.5, two: 2.5 };
+/** Rounds of the floor ladder (bench/redis/floor.ts's default). */
+const LADDER_ROUNDS = 5;
 
 function report(data: RunData) {
   const r = data.extra.redis as RedisRun | undefined;
@@ -297,6 +302,9 @@ function report(data: RunData) {
     ),
   ]);
 
+  const ladderPeer = r.ladder?.rows.find((row) => row.id === "peer")?.us ?? Number.NaN;
+  const ladderVs = (id: string) =>
+    ratio((r.ladder?.rows.find((row) => row.id === id)?.us ?? Number.NaN) / ladderPeer);
   const targets: Target[] = [];
   const io = pair(r, "floodgate-ioredis", CEILING, "admit-256");
   targets.push({
@@ -315,12 +323,31 @@ function report(data: RunData) {
       admit.map((name) => ({ peer, name, v: pair(r, p.floodgate, peer, name) })),
     );
     const peerName = (id: string) => id.replace(/-node-redis$/, "");
+    const met = ahead.every((a) => Number.isFinite(a.v)) ? ahead.every((a) => a.v > 1) : null;
+    // Per case behind: where each side spends, Redis and the client, per decision.
+    const behind = admit.filter((name) => ahead.some((a) => a.name === name && !(a.v > 1)));
+    const cpu = (id: string, name: string) =>
+      `${micros(med(r, id, name, "redisCpuUs"))} Redis + ${micros(med(r, id, name, "clientCpuUs"))} client`;
     targets.push({
       target: targetNames[2 + i] as string,
       measured: ahead
         .map((a) => `${ratio(a.v)} of ${peerName(a.peer)} at ${a.name.slice(6)}`)
         .join("; "),
-      met: ahead.every((a) => Number.isFinite(a.v)) ? ahead.every((a) => a.v > 1) : null,
+      met,
+      ...(met === false
+        ? {
+            why: `CPU per decision, ${behind
+              .map(
+                (name) =>
+                  `${name.slice(6)} in flight: floodgate ${cpu(p.floodgate, name)} against ${p.peers
+                    .map((peer) => `${peerName(peer)} ${cpu(peer, name)}`)
+                    .join(", ")}`,
+              )
+              .join(
+                "; ",
+              )}. A token bucket reads the server's clock, reads and writes the bucket (TIME, GET, SET against a fixed window's INCR and PTTL): ${ladderVs("keep")} of rate-limit-redis's script in Redis time before any arithmetic, one call per decision (the ladder below); at 1 in flight no call can be shared`,
+          }
+        : {}),
     });
   });
   const usOf = (id: string) => med(r, id, STATS_CASE, "scriptUsPerCall");
@@ -338,10 +365,17 @@ function report(data: RunData) {
     [5, TWO_POLICIES, CPU_BOUND.two],
   ] as const) {
     const v = usRatio(id);
+    const met = Number.isFinite(v) ? v <= bound : null;
+    const [floor, own] = i === 4 ? ["floor-b4", "floodgate-b4"] : ["floor-2-b4", "floodgate-2-b4"];
     targets.push({
       target: targetNames[i] as string,
       measured: `${ratio(v)} (${micros(usDecision(id))} against ${micros(usDecision(CPU_PEER))} per decision${flexible}; ${micros(usOf(id))} per call, ${med(r, id, STATS_CASE, "scriptCallsPerDecision").toFixed(2)} calls per decision)`,
-      met: Number.isFinite(v) ? v <= bound : null,
+      met,
+      ...(met === false && r.ladder !== undefined
+        ? {
+            why: `${i === 4 ? "one key" : "two keys (each policy is its own key, shared by every list that names it)"}: the same batch of 4 (about what 16 in flight sends) with constant values, TIME once and the reads and writes per consume, costs ${ladderVs(floor)} of rate-limit-redis's script; floodgate's script in it ${ladderVs(own)} (the ladder below, new keys): the rest is the script's Lua (read, refill and pack each bucket, the TTL rule, the reply). Larger batches cut the per-call share but cost decisions per second at 16 in flight (bench/README.md)`,
+          }
+        : {}),
     });
   }
   const statsIds = REDIS_CONTENDERS.filter((c) => !c.local)
@@ -418,6 +452,14 @@ function report(data: RunData) {
     "floodgate ÷ each peer (same run, paired by round):",
     "",
     table(["ratio", ...IN_FLIGHT.map((n) => `${n} in flight`)], vsRows),
+    ...(r.ladder === undefined
+      ? []
+      : [
+          "",
+          `What a decision must cost Redis (\`bench/redis/floor.ts\`, run here after the cases on its own redis-server ${r.ladder.version}): \`INFO commandstats\` µs per decision of scripts that add one command at a time with constant values, beside floodgate's script and rate-limit-redis's; redis-benchmark, 16 connections, 10k clients (so most keys are new and floodgate's writes set a TTL), median of ${r.ladder.rounds} alternating rounds.`,
+          "",
+          ladderTable(r.ladder.rows),
+        ]),
     "",
     "All-rejected path (1 per hour, 1k client IPs, each denied once by Redis before timing, 16",
     "in flight): floodgate answers a key Redis has denied from its cached denial; the peers ask",
@@ -480,12 +522,21 @@ export const redis: Scenario = {
   id: "redis",
   title: "(d) Redis decisions per second",
   async run(config) {
+    let result: RedisRun;
     try {
-      return await measure(config);
+      result = await measure(config);
     } catch (error) {
       log(String(error));
       return { measured: false, reason: String(error), runs: {} } satisfies RedisRun;
     }
+    const rounds = config.quick ? 2 : LADDER_ROUNDS;
+    log(`bench: redis floor ladder, ${rounds} rounds`);
+    try {
+      result.ladder = { rounds, ...(await measureLadder(rounds)) };
+    } catch (error) {
+      log(String(error));
+    }
+    return result;
   },
   report,
 };
