@@ -79,7 +79,7 @@ function allocSection(r: AllocRun | undefined): { markdown: string; targets: Tar
       met,
       ...(met === false && Number.isFinite(inline)
         ? {
-            why: `an awaited decision object is above it by itself: the inline Map bucket returning a four-field result, awaited the same way, allocates ${bytes(inline)} (below); ${label(ALLOC_PEER)} resolves the client's own stored record, counted up in place (no object per decision), floodgate a fresh Decision with each policy's state, as the contract asks (a proposal in docs/performance.md)`,
+            why: `an awaited decision object is above it by itself: the inline Map bucket returning a four-field result, awaited the same way, allocates ${bytes(inline)} (below); ${label(ALLOC_PEER)} resolves the client's own stored record, counted up in place (no object per decision), floodgate a fresh Decision with each policy's state, as the contract asks (a proposal in bench/README.md)`,
           }
         : {}),
     };
