@@ -395,7 +395,7 @@ export async function measure(
 // ---- the report ---------------------------------------------------------------
 
 /** The ratios the floor target and the peer comparison turn on: [label, a, b] for a ÷ b. */
-const RATIOS: readonly (readonly [string, Mode, Mode])[] = [
+export const RATIOS: readonly (readonly [string, Mode, Mode])[] = [
   ["fixed ÷ none", "fixed", "none"],
   ["real ÷ fixed", "real", "fixed"],
   ["floodgate ÷ fixed", "floodgate", "fixed"],

@@ -8,6 +8,7 @@ import {
   MODES,
   type Mode,
   measure as measureOneProcess,
+  RATIOS,
   type Series,
 } from "../http/floor.js";
 import type { Framework, LimiterKind, Mark, PathKind, ServerJob } from "../http/server.js";
@@ -554,16 +555,6 @@ function report(data: RunData) {
   return { markdown, targets, figures };
 }
 
-/** The ratios of the one-process floor the targets turn on: [label, a, b] for a ÷ b. */
-const ONE_PROCESS_RATIOS: readonly (readonly [string, Mode, Mode])[] = [
-  ["five fixed headers ÷ none", "fixed", "none"],
-  ["true values ÷ fixed", "real", "fixed"],
-  ["floodgate ÷ true values", "floodgate", "real"],
-  ["floodgate ÷ fixed", "floodgate", "fixed"],
-  ["floodgate legacy ÷ peer", "legacy", "peer"],
-  ["floodgate ÷ peer", "floodgate", "peer"],
-];
-
 /** oneProcessSection renders the header floor measured inside one server process per framework. */
 function oneProcessSection(r: HttpRun): string[] {
   const measured = FRAMEWORKS.filter((f) => r.oneProcess?.[f] !== undefined);
@@ -573,14 +564,14 @@ function oneProcessSection(r: HttpRun): string[] {
     return [
       `${f} ${r.versions[PACKAGE[f]]}`,
       ...MODES.map((m) => micros(median(s[m].cpuUs))),
-      ...ONE_PROCESS_RATIOS.map(([, a, b]) => ratio(median(cpuRatios(s, a, b)))),
+      ...RATIOS.map(([, a, b]) => ratio(median(cpuRatios(s, a, b)))),
     ];
   });
   return [
     "",
     `The header floor inside ONE server process per framework (\`bench/http/floor.ts\`, run here: ${r.oneProcessRounds} rounds, every mode a slot per round, one JIT and heap for all): server CPU per request of the bare handler (none), five fixed headers, the same five headers with each request's true values (remaining counting down, reset from the clock), floodgate, floodgate with \`headers: "legacy"\` and the peer; ratios are throughput-equivalent medians of per-round ratios. Two processes of one server differ by a few per cent, so the floor targets are read here.`,
     "",
-    table(["framework", ...MODES, ...ONE_PROCESS_RATIOS.map(([name]) => name)], rows),
+    table(["framework", ...MODES, ...RATIOS.map(([name]) => name)], rows),
   ];
 }
 
