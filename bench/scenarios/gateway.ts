@@ -288,6 +288,15 @@ function report(data: RunData) {
   const check = worst("check-memory");
   const grpc = worst("grpc-memory");
   const p99 = (id: string) => median(values(r, id, 1, "target", (x) => x.p99));
+  const floorP99 = (id: string) => median(values(r, id, 1, "floor", (x) => x.p99));
+  const p99Met =
+    Number.isFinite(p99("check-memory")) && Number.isFinite(p99("grpc-memory"))
+      ? p99("check-memory") < 2 && p99("grpc-memory") < 2
+      : null;
+  // The floors' own p99 above the bound: no server on that stack meets it here.
+  const overFloor = (["check-memory", "grpc-memory"] as const).filter(
+    (id) => p99(id) >= 2 && floorP99(id) >= 2,
+  );
   const targets: Target[] = [
     {
       target: "gateway /check (memory) >= 0.8x bare node:http, at 1, 16 and 64 in flight",
@@ -301,11 +310,18 @@ function report(data: RunData) {
     },
     {
       target: "gateway p99 < 2 ms at 1 in flight (memory: /check, gRPC)",
-      measured: `${ms(p99("check-memory"))}, ${ms(p99("grpc-memory"))} (floors: ${ms(median(values(r, "check-memory", 1, "floor", (x) => x.p99)))}, ${ms(median(values(r, "grpc-memory", 1, "floor", (x) => x.p99)))})`,
-      met:
-        Number.isFinite(p99("check-memory")) && Number.isFinite(p99("grpc-memory"))
-          ? p99("check-memory") < 2 && p99("grpc-memory") < 2
-          : null,
+      measured: `${ms(p99("check-memory"))}, ${ms(p99("grpc-memory"))} (floors: ${ms(floorP99("check-memory"))}, ${ms(floorP99("grpc-memory"))})`,
+      met: p99Met,
+      ...(p99Met === false && overFloor.length > 0
+        ? {
+            why: overFloor
+              .map(
+                (id) =>
+                  `${id === "grpc-memory" ? "a bare grpc-js echo server" : "a bare node:http server"} on the same machine, measured in the same rounds, has a p99 of ${ms(floorP99(id))} at 1 in flight by itself (floodgate's ${ms(p99(id))})`,
+              )
+              .join("; "),
+          }
+        : {}),
     },
   ];
   const extra: string[] = [];
