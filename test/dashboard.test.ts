@@ -170,6 +170,24 @@ describe("dashboard handler", () => {
     expect(await board.node({ ...mounted, originalUrl: "/x" } as never, res as never)).toBe(false);
   });
 
+  it("serves the series of a policy named like an Object property (__proto__, constructor)", async () => {
+    for (const name of ["__proto__", "constructor"]) {
+      const odd = new RateLimiter({
+        policy: { name, capacity: 2, refillRate: 1, interval: 1000 },
+        clock: () => 1_700_000_000_500,
+      });
+      const oddBoard = dashboard({ limiter: odd, guard: loopbackOnly });
+      for (let i = 0; i < 3; i++) await odd.consume("198.51.100.9");
+      const body = (await oddBoard.handle(req("/ratelimit/stats.json")))?.body ?? "";
+      const series = JSON.parse(body).series;
+      expect(Object.keys(series)).toEqual([name]);
+      const own = Object.getOwnPropertyDescriptor(series, name)?.value;
+      expect(own.allowed.at(-1)).toBe(2);
+      expect(own.limited.at(-1)).toBe(1);
+      oddBoard.stop();
+    }
+  });
+
   it("is off until mounted and needs a guard", () => {
     expect(() => dashboard({ limiter } as unknown as Parameters<typeof dashboard>[0])).toThrow(
       /guard/,
@@ -336,5 +354,40 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI === undefined)(
       expect(requested.every((u) => u.startsWith(base) || u.startsWith("data:"))).toBe(true);
       await page.close();
     }, 90_000);
+
+    it("keeps updating with a policy named constructor, and shows a client's HTML as text", async () => {
+      const odd = new RateLimiter({
+        policy: { name: "constructor", capacity: 2, refillRate: 1, interval: 60_000 },
+      });
+      const oddBoard = dashboard({ limiter: odd, guard: loopbackOnly, history: 60 });
+      const hostile = `<img src=x onerror="document.title='pwned'">`;
+      for (let i = 0; i < 4; i++) await odd.consume(hostile);
+      const oddServer = createServer(async (request, response) => {
+        if (!(await oddBoard.node(request, response))) response.writeHead(404).end();
+      });
+      await new Promise<void>((resolve) => oddServer.listen(0, "127.0.0.1", resolve));
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+      try {
+        const port = (oddServer.address() as AddressInfo).port;
+        await page.goto(`http://127.0.0.1:${port}/ratelimit`);
+        await page.waitForFunction(
+          () => Number(document.body.getAttribute("data-updates")) >= 2,
+          undefined,
+          { timeout: 15_000 },
+        );
+        expect(await page.locator('svg[data-policy="constructor"]').count()).toBe(1);
+        await expect(page.locator("#top td.key").first().textContent()).resolves.toBe(hostile);
+        expect(await page.locator("#top img").count()).toBe(0);
+        expect(await page.title()).not.toBe("pwned");
+        expect(await page.locator("#status").getAttribute("class")).not.toBe("err");
+        expect(errors).toEqual([]);
+      } finally {
+        await page.close();
+        await new Promise((resolve) => oddServer.close(resolve));
+        oddBoard.stop();
+      }
+    }, 60_000);
   },
 );

@@ -104,6 +104,7 @@ export class RateLimit<Req, Reply = never> {
   readonly #extra: readonly string[];
   readonly #book: PolicyBook;
   readonly #reported = { done: false };
+  readonly #reportedLimited = { done: false };
 
   /** @internal Use createRateLimit or route. */
   constructor(
@@ -267,7 +268,7 @@ export class RateLimit<Req, Reply = never> {
     const s = this.#s;
     let limited = false;
     if (!decision.allowed) {
-      s.onLimited?.(request, decision);
+      if (s.onLimited !== undefined) this.#notify(s.onLimited, request, decision);
       limited = !s.shadow;
     }
     let response: LimitedResponse | undefined;
@@ -296,6 +297,30 @@ export class RateLimit<Req, Reply = never> {
   }
 
   /**
+   * notify calls the `onLimited` option. It observes, so what it does never
+   * changes the answer: a throw, or a rejection of the promise an async
+   * `onLimited` returns, is reported (the first time) as a process warning,
+   * and the request is answered as if it had returned. Unhandled, such a
+   * rejection would end the process, and a throw would turn the 429 (in
+   * shadow mode, the request let through) into a 500.
+   */
+  #notify(
+    onLimited: (request: Req, decision: Decision) => unknown,
+    request: Req,
+    decision: Decision,
+  ): void {
+    const report = (error: unknown) => reportHook(this.#reportedLimited, "onLimited", error);
+    let result: unknown;
+    try {
+      result = onLimited(request, decision);
+    } catch (error) {
+      report(error);
+      return;
+    }
+    if (isThenable(result)) Promise.resolve(result).then(undefined, report);
+  }
+
+  /**
    * sent builds the callback an adapter calls once the response is out: it
    * asks the `refund` option and gives `cost` back under the policies the
    * request was charged. Only a request the store charged is refunded: a
@@ -313,7 +338,7 @@ export class RateLimit<Req, Reply = never> {
     if (!decision.allowed || (reason !== "store" && reason !== "cached")) return undefined;
     const refund = this.#s.refund as NonNullable<Settings<Req, Reply>["refund"]>;
     const limiter = this.limiter;
-    const report = (error: unknown) => reportRefund(this.#reported, error);
+    const report = (error: unknown) => reportHook(this.#reported, "refund", error);
     const give = (yes: unknown) => {
       if (yes === true) limiter.refund(key, { cost }, set.list).catch(report);
     };
@@ -398,17 +423,27 @@ export class RateLimit<Req, Reply = never> {
   }
 }
 
+/** What each observing option's error means for the request, for its warning. */
+const HOOKS = {
+  refund: { code: "FLOODGATE_REFUND_ERROR", effect: "the request's cost stays spent" },
+  onLimited: {
+    code: "FLOODGATE_ON_LIMITED_ERROR",
+    effect: "the request was answered as if it had returned",
+  },
+} as const;
+
 /**
- * reportRefund reports that a `refund` option threw or rejected, the first
- * time for each middleware: the response has been sent already, so nothing
- * else can see it.
+ * reportHook reports that an observing option (`refund`, `onLimited`) threw
+ * or rejected, the first time for each middleware: nothing else can see it,
+ * and it must not change (or, unhandled, crash) the request's answer.
  */
-function reportRefund(reported: { done: boolean }, error: unknown): void {
+function reportHook(reported: { done: boolean }, option: keyof typeof HOOKS, error: unknown): void {
   if (reported.done) return;
   reported.done = true;
+  const { code, effect } = HOOKS[option];
   process.emitWarning(
-    `the refund option threw or rejected (${error instanceof Error ? error.message : String(error)}); the request's cost stays spent. Later errors of this refund option are not reported`,
-    { type: "FloodgateWarning", code: "FLOODGATE_REFUND_ERROR" },
+    `the ${option} option threw or rejected (${error instanceof Error ? error.message : String(error)}); ${effect}. Later errors of this ${option} option are not reported`,
+    { type: "FloodgateWarning", code },
   );
 }
 

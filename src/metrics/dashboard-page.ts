@@ -49,7 +49,8 @@ export const SCRIPT = `
   var url = document.body.getAttribute("data-stats");
   var charts = document.getElementById("charts");
   var status = document.getElementById("status");
-  var panels = {};
+  // Keyed by policy name: no prototype, so "constructor" or "toString" finds no panel it did not make.
+  var panels = Object.create(null);
   var timer = 0;
 
   function el(tag, cls, text) {
@@ -228,7 +229,8 @@ export const SCRIPT = `
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       })
-      .then(render, function (e) {
+      .then(render)
+      .then(undefined, function (e) {
         status.className = "err";
         status.textContent = "stats unavailable (" + e.message + "); retrying";
       })

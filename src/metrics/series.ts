@@ -59,7 +59,9 @@ export class DecisionSeries {
   snapshot(now: number): Record<string, PolicySeries> {
     const last = Math.floor(now / 1000);
     const n = this.seconds;
-    const out: Record<string, PolicySeries> = {};
+    // No prototype: a policy may be named "__proto__", which would set the
+    // prototype of a plain object (and vanish from the JSON) instead of a key.
+    const out: Record<string, PolicySeries> = Object.create(null);
     for (const [policy, counts] of this.#counts) {
       const series: PolicySeries = { allowed: [], limited: [], shadow: [] };
       const rows = [series.allowed, series.limited, series.shadow];

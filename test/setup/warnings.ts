@@ -4,8 +4,8 @@
 // captured instead of printed, so a passing run prints none, and each one is
 // checked: a known code, a fix, and the option that switches it off. Tests
 // that assert their own warnings still hear them (process.on("warning")).
-// FLOODGATE_REFUND_ERROR (a refund option that threw) is expected where a
-// test makes one throw. Node's DEP0170 (url.parse of an invalid URL, reached when the hostile-input
+// FLOODGATE_REFUND_ERROR and FLOODGATE_ON_LIMITED_ERROR (a refund or onLimited
+// option that threw) are expected where a test makes one throw. Node's DEP0170 (url.parse of an invalid URL, reached when the hostile-input
 // suites send a garbage request target through a framework) is expected too.
 // Every other warning is printed by Node's own handler, as before.
 import { afterEach, expect } from "vitest";
@@ -31,6 +31,10 @@ afterEach(() => {
     if (warning.code === "FLOODGATE_REFUND_ERROR") {
       // A refund option that threw, from the suites that make one throw on purpose.
       expect(warning.message).toMatch(/^the refund option threw or rejected \(refund/);
+      continue;
+    }
+    if (warning.code === "FLOODGATE_ON_LIMITED_ERROR") {
+      expect(warning.message).toMatch(/^the onLimited option threw or rejected \(/);
       continue;
     }
     if (warning.code === "DEP0170") {

@@ -123,7 +123,16 @@ function answer(
     return;
   }
   const respond = limit.respond as NonNullable<Limit["respond"]>;
-  Promise.resolve(respond(req, res, decision)).then(() => {
+  // Caught here, not left to Express: after an asynchronous decision this
+  // runs in a promise callback, where a throw would be an unhandled rejection.
+  let answered: unknown;
+  try {
+    answered = respond(req, res, decision);
+  } catch (error) {
+    next(error);
+    return;
+  }
+  Promise.resolve(answered).then(() => {
     if (!res.headersSent) {
       next(new Error("floodgate: the respond option returned without sending a response"));
     }

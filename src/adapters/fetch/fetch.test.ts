@@ -88,4 +88,28 @@ describe("floodgate/fetch", () => {
     await broken(get());
     await expect(broken(get())).rejects.toThrow(/respond option must return a Response/);
   });
+
+  it("rejects, never throws, when address or a skipped request's handler fails", async () => {
+    // Deno's info or Bun's server missing: the address option throws.
+    const noInfo = withRateLimit((request: Request, _info: { ip: string }) => hello(request), {
+      policy: one,
+      address: (_request, info) => info.ip,
+    });
+    let answer: Promise<Response> | undefined;
+    expect(() => {
+      answer = noInfo(get(), undefined as never);
+    }).not.toThrow();
+    await expect(answer).rejects.toThrow(TypeError);
+    const skipped = withRateLimit(
+      () => {
+        throw new Error("handler threw");
+      },
+      { policy: one, key: () => "k", skip: () => true },
+    );
+    let skippedAnswer: Promise<Response> | undefined;
+    expect(() => {
+      skippedAnswer = skipped(get());
+    }).not.toThrow();
+    await expect(skippedAnswer).rejects.toThrow("handler threw");
+  });
 });

@@ -155,17 +155,18 @@ export function withRateLimit<Rest extends unknown[] = unknown[]>(
   const addresses = base.addresses;
   const inner = handler as FetchHandler;
   return function floodgateFetch(request: Request, ...rest: Rest): Promise<Response> {
-    if (address !== undefined) {
-      const ip = address(request, ...rest);
-      if (ip !== undefined) addresses.set(request, ip);
-    }
     let result: ReturnType<Limit["check"]>;
     try {
+      if (address !== undefined) {
+        const ip = address(request, ...rest);
+        if (ip !== undefined) addresses.set(request, ip);
+      }
       result = limit.check(request);
+      if (result === null) return Promise.resolve(inner(request, ...rest));
     } catch (error) {
+      // A Fetch handler answers with a promise: errors reject it, never throw.
       return Promise.reject(error);
     }
-    if (result === null) return Promise.resolve(inner(request, ...rest));
     if (result instanceof Promise) {
       return result.then((outcome) =>
         outcome === null ? inner(request, ...rest) : answer(limit, outcome, inner, request, rest),
