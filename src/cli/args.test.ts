@@ -128,4 +128,51 @@ describe("parseHeader", () => {
   it.each([": v", "Bad Name: v", "Näme: v"])("rejects %j", (raw) => {
     expect(() => parseHeader(raw)).toThrow(UsageError);
   });
+
+  // Each of these made fetch throw, which the probe reported as "cannot reach" the URL (exit 1).
+  it.each([
+    [
+      "X-A: a\r\nX-B: b",
+      "--header X-A has a line break or NUL in its value; give the value on one line",
+    ],
+    [
+      "X-A: a\u0000",
+      "--header X-A has a line break or NUL in its value; give the value on one line",
+    ],
+    ["X-A: ✓", "--header X-A has a character that is not Latin-1 in its value; percent-encode it"],
+  ])("rejects the value of %j, naming the flag", (raw, message) => {
+    expect(() => parseHeader(raw)).toThrow(message);
+    expect(() => parseHeader("X-Ok: café")).not.toThrow();
+  });
+});
+
+describe("parseProbeArgs refuses what fetch cannot send, naming the flag and the fix", () => {
+  it.each([
+    [
+      ["http://user:secret@127.0.0.1:8000/"],
+      'the URL must not hold a user or password; send them as a header instead: --header "Authorization: Basic ..."',
+    ],
+    [
+      ["file:///etc/passwd"],
+      "only http and https URLs can be probed, got file: (try http://127.0.0.1:8000/data)",
+    ],
+    [
+      ["http://127.0.0.1:8000/", "-X", "trace"],
+      "--method TRACE cannot be sent by the probe; use GET, HEAD, POST or another method",
+    ],
+    [
+      ["http://127.0.0.1:8000/", "--method", "CONNECT"],
+      "--method CONNECT cannot be sent by the probe; use GET, HEAD, POST or another method",
+    ],
+  ])("%j", (argv, message) => {
+    let error: unknown;
+    try {
+      parseProbeArgs(argv);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toBe(message);
+    expect((error as Error).message).not.toContain("secret");
+  });
 });

@@ -152,6 +152,12 @@ export function parseProbeArgs(argv: readonly string[]): ParsedArgs {
       `--method must be an HTTP method such as GET, got ${JSON.stringify(values.method)}`,
     );
   }
+  // fetch refuses these outright; say so here rather than as an unreachable URL.
+  if (method === "CONNECT" || method === "TRACE" || method === "TRACK") {
+    throw new UsageError(
+      `--method ${method} cannot be sent by the probe; use GET, HEAD, POST or another method`,
+    );
+  }
 
   return {
     options: {
@@ -196,7 +202,15 @@ function parseUrl(raw: string): URL {
     throw new UsageError(`not a URL: ${JSON.stringify(raw)} (try http://127.0.0.1:8000/data)`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError(`only http and https URLs can be probed, got ${url.protocol}`);
+    throw new UsageError(
+      `only http and https URLs can be probed, got ${url.protocol} (try http://127.0.0.1:8000/data)`,
+    );
+  }
+  if (url.username !== "" || url.password !== "") {
+    // fetch refuses a URL with credentials; never echo the password back.
+    throw new UsageError(
+      `the URL must not hold a user or password; send them as a header instead: --header "Authorization: Basic ..."`,
+    );
   }
   return url;
 }
@@ -210,5 +224,18 @@ export function parseHeader(raw: string): readonly [string, string] {
   if (!HEADER_NAME.test(name)) {
     throw new UsageError(`--header must look like "Name: value", got ${JSON.stringify(raw)}`);
   }
-  return [name, raw.slice(colon + 1).trim()];
+  const value = raw.slice(colon + 1).trim();
+  // fetch refuses these: a line break or NUL would end the header early, and
+  // a header value is bytes (Latin-1), not any Unicode text.
+  if (/[\0\r\n]/.test(value)) {
+    throw new UsageError(
+      `--header ${name} has a line break or NUL in its value; give the value on one line`,
+    );
+  }
+  if (/[\u0100-\uffff]/.test(value)) {
+    throw new UsageError(
+      `--header ${name} has a character that is not Latin-1 in its value; percent-encode it`,
+    );
+  }
+  return [name, value];
 }

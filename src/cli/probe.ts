@@ -1,4 +1,4 @@
-import type { ProbeOptions } from "./args.js";
+import { LIMITS, type ProbeOptions } from "./args.js";
 import { type InferredPolicy, inferPolicy, type Observation, type RefillCheck } from "./infer.js";
 
 export type { Observation, RefillCheck } from "./infer.js";
@@ -63,6 +63,20 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, noHeaders: 3 } as const;
 // Requests in flight at once in rate mode: bounds the probe's sockets when the server is slow.
 const MAX_IN_FLIGHT = 64;
 const TICK_MS = 250;
+/**
+ * Bytes of a body read so the connection can be reused; past this the body is
+ * dropped unread (a server cannot fill the probe's memory). In rate mode up to
+ * MAX_IN_FLIGHT bodies are read at once, so this bounds them all together too.
+ */
+export const MAX_BODY = 64 * 1024;
+/** Milliseconds a body may take to arrive after its headers before it is dropped unread. */
+export const DRAIN_MS = 1000;
+/**
+ * Most requests the refill check sends, whatever limit the headers announce:
+ * the same cap as --requests, so a server announcing a huge limit (or a
+ * legitimate 5000 an hour) cannot make the probe send without end.
+ */
+export const MAX_REFILL_CHECK = LIMITS.requests.max;
 
 /**
  * probe runs one `floodgate probe`: a burst (or steady traffic in rate mode),
@@ -183,8 +197,9 @@ class Client {
       if (left <= 0) break;
       await this.deps.sleep(Math.min(left, TICK_MS));
     }
-    // Sending past a full bucket proves nothing more: stop one over the limit.
-    const most = limit + 1;
+    // Sending past a full bucket proves nothing more: stop one over the limit,
+    // and never send more than a burst may (the limit is the server's word).
+    const most = Math.floor(Math.min(Math.max(0, limit), MAX_REFILL_CHECK)) + 1;
     let allowed = 0;
     let blocked = 0;
     for (let n = 1; n <= most; n++) {
@@ -210,8 +225,6 @@ class Client {
         redirect: "manual",
         signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeout * 1000)]),
       });
-      // Read the body so the connection is reused for the next request.
-      await response.arrayBuffer();
     } catch (error) {
       const reason = describeFailure(error, timeout);
       if (n === 1 && phase === "request") {
@@ -222,6 +235,9 @@ class Client {
         EXIT.failed,
       );
     }
+    // The status and headers are what the probe reads; the body is only
+    // drained so the connection is reused for the next request.
+    await drain(response);
     const parsed = readRateLimitHeaders(response.headers, this.deps.now());
     return {
       n,
@@ -233,6 +249,43 @@ class Client {
       headers: parsed,
     };
   }
+}
+
+/**
+ * drain reads and drops at most MAX_BODY bytes of a response's body, for at
+ * most DRAIN_MS, so a short body leaves the connection open for the next
+ * request. A longer body, one that breaks off (a reset) or one still coming
+ * after DRAIN_MS is cancelled: it says nothing about the rate limit, and
+ * waiting for it or holding it would let a server stall the probe or fill
+ * its memory. Never throws.
+ */
+export async function drain(response: Response, ms = DRAIN_MS): Promise<void> {
+  const body = response.body;
+  if (body === null) return;
+  let reader: ReadableStreamDefaultReader<Uint8Array>;
+  try {
+    reader = body.getReader();
+  } catch {
+    return;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), ms);
+  });
+  let read = 0;
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), late]);
+      if (next === "late" || next.done) break;
+      read += next.value.byteLength;
+      if (read > MAX_BODY) break;
+    }
+  } catch {
+    // Reset or aborted mid-body: the answer's status and headers already came.
+  } finally {
+    clearTimeout(timer);
+  }
+  await reader.cancel().catch(() => {});
 }
 
 /** describeFailure turns a fetch rejection into a few words: the system error code when there is one. */

@@ -188,8 +188,36 @@ describe("retryAfterSeconds and resetSeconds", () => {
     ["soon", null],
     ["1.5", null],
     ["-1", null],
+    // Date.parse reads each of these as a day in 2001 (a wait of 0 s): no HTTP date.
+    ["soon 5", null],
+    ["-5", null],
+    ["1 2", null],
+    ["NaN", null],
+    ["1e20", null],
+    [`1${"0".repeat(400)}`, null],
+    ["100000000000000000000", 1e20],
+    ["Sunday, 06-Nov-94 08:49:37 GMT", 0],
+    ["Sun Nov  6 08:49:37 1994", 0],
+    ["Fri, 31 Dec 9999 23:59:59 GMT", Math.ceil((253402300799000 - NOW) / 1000)],
   ])("Retry-After %j is %j s", (value, want) => {
     expect(retryAfterSeconds(value, NOW)).toBe(want);
+  });
+
+  it("names a number too large to be one (400 digits) and an unreadable Retry-After as unreadable", () => {
+    const huge = `1${"0".repeat(400)}`;
+    const got = read({
+      "X-RateLimit-Limit": huge,
+      "X-RateLimit-Remaining": huge,
+      "X-RateLimit-Reset": huge,
+      "Retry-After": "soon 5",
+    });
+    expect([got.limit, got.remaining, got.reset, got.retryAfter]).toEqual([null, null, null, null]);
+    expect(got.invalid).toEqual([
+      "X-RateLimit-Limit",
+      "X-RateLimit-Remaining",
+      "X-RateLimit-Reset",
+      "Retry-After",
+    ]);
   });
 
   it.each([

@@ -139,11 +139,15 @@ export function readRateLimitHeaders(headers: Headers, now: number): RateLimitHe
   const remaining = legacyRemaining ?? reported?.remaining ?? old.remaining;
   const reset = reported?.reset ?? old.reset ?? legacyReset;
 
+  const retryAfterText = headers.get("Retry-After");
+  const retryAfter = retryAfterSeconds(retryAfterText, now);
+  if (retryAfterText !== null && retryAfter === null) invalid.push("Retry-After");
+
   return {
     limit,
     remaining,
     reset,
-    retryAfter: retryAfterSeconds(headers.get("Retry-After"), now),
+    retryAfter,
     window: reportedPolicy?.window ?? old.window,
     policies,
     found,
@@ -251,7 +255,9 @@ function positive(value: number | null): number | null {
 function plainNumber(value: string | null): number | null {
   if (value === null) return null;
   const match = /^\s*(\d+(?:\.\d+)?)\s*$/.exec(value);
-  return match ? Number(match[1]) : null;
+  // 400 digits are Infinity: no number a server means, so unreadable.
+  const n = match ? Number(match[1]) : Number.NaN;
+  return Number.isFinite(n) ? n : null;
 }
 
 /**
@@ -266,12 +272,21 @@ export function resetSeconds(value: number | null, now: number): number | null {
   return value;
 }
 
+const HTTP_DATE =
+  /^(?:[A-Za-z]{3,9}, )?\d{1,2}[ -][A-Za-z]{3}[ -]\d{2,4} \d{2}:\d{2}:\d{2} GMT$|^[A-Za-z]{3} [A-Za-z]{3} [ \d]?\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
 /** retryAfterSeconds reads `Retry-After`: delay-seconds or an HTTP date; null when absent or unreadable. */
 export function retryAfterSeconds(value: string | null, now: number): number | null {
   if (value === null) return null;
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  if (/^\d+$/.test(trimmed)) {
+    const n = Number(trimmed);
+    return Number.isFinite(n) ? n : null;
+  }
+  // Only an HTTP date's shapes (RFC 9110: IMF-fixdate, RFC 850, asctime): Date.parse
+  // alone reads garbage such as "soon 5" as a day in 2001, a wait of 0 s.
+  if (!HTTP_DATE.test(trimmed)) return null;
   const date = Date.parse(trimmed);
-  if (Number.isNaN(date) || /^[\d.\s-]+$/.test(trimmed)) return null;
+  if (Number.isNaN(date)) return null;
   return Math.max(0, Math.ceil((date - now) / 1000));
 }

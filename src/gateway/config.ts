@@ -526,21 +526,20 @@ function parseHttpCheck(p: Parser, node: Node): HttpCheck {
       "give a hop count (1) or proxy addresses/CIDRs (loopback, 10.0.0.0/8)",
     );
   }
-  const denyStatus = f.has("deny_status")
-    ? p.count(
-        f.get("deny_status"),
+  let denyStatus = 429;
+  if (f.has("deny_status")) {
+    const node = f.get("deny_status");
+    const v = isScalar(node) ? node.value : undefined;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 400 || v > 599) {
+      p.fail(
+        node,
         "http_check.deny_status",
-        400,
+        "must be an HTTP status from 400 to 599",
         "use 429 (the default), or 403 for nginx auth_request",
-      )
-    : 429;
-  if (denyStatus > 599)
-    p.fail(
-      f.get("deny_status"),
-      "http_check.deny_status",
-      "must be an HTTP status from 400 to 599",
-      "use 429, or 403 for nginx",
-    );
+      );
+    }
+    denyStatus = v;
+  }
   return Object.freeze({ actions, trust, denyStatus });
 }
 

@@ -158,7 +158,8 @@ export class Engine {
       const list = shadow ? shadowed : enforced;
       const key = this.#options.local ? `${domain}\u0000${m.bucket}` : domain;
       const policy = this.#options.local ? p : this.#bucket(p, m.bucket);
-      const same = list.find((x) => x.policy === policy && x.key === key);
+      // By name: the bucket cache may start over between two identical descriptors of one request.
+      const same = list.find((x) => x.policy.name === policy.name && x.key === key);
       if (same !== undefined) same.at.push(i);
       else list.push({ rule, policy, key, at: [i] });
     }

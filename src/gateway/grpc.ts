@@ -72,7 +72,10 @@ export async function startGrpc(
     envoy: { service: { ratelimit: { v3: { RateLimitService: { service: object } } } } };
     grpc: { health: { v1: { Health: { service: object } } } };
   };
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 256 * 1024 });
+  // Room for Envoy's largest default request head (60 KiB) in many
+  // descriptors: a message refused for its size is an error, and Envoy's
+  // default failure_mode_deny: false lets an errored request through.
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 1024 * 1024 });
   server.addService(pkg.envoy.service.ratelimit.v3.RateLimitService.service as never, {
     ShouldRateLimit(call: { request: unknown }, callback: Callback) {
       if (tracker.draining) {

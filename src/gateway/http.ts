@@ -6,7 +6,7 @@ import { clientKey } from "../http/proxy.js";
 import type { Action, DomainConfig } from "./config.js";
 import type { Engine, Verdict } from "./engine.js";
 import type { Entry } from "./match.js";
-import { jsonResponse, LIMITS, RequestError, readCall } from "./protocol.js";
+import { jsonResponse, RequestError, readCall } from "./protocol.js";
 
 /** Largest POST /json body read, in bytes. */
 const MAX_BODY = 64 * 1024;
@@ -53,7 +53,10 @@ export class Tracker {
 
 /** createHttpServer builds the server (not listening yet). */
 export function createHttpServer(deps: HttpDeps): Server {
-  const server = createServer((req, res) => {
+  // Node enforces headersTimeout and requestTimeout only when it sweeps its
+  // connections, every 30 s by default: a client sending its headers a byte at
+  // a time (slowloris) would hold a connection for 35 s, not 5. Sweep every second.
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
@@ -233,19 +236,21 @@ function entry(a: Action, req: IncomingMessage, d: DomainConfig): Entry | undefi
     }
     case "generic_key":
       return { key: a.key, value: a.value };
+    // Values are used whole (the request's head is bounded by Node's 16 KiB):
+    // a cut one could miss a wildcard such as "*.png" and go unlimited.
     case "method": {
       const m = header(req, "x-original-method") ?? header(req, "x-forwarded-method") ?? req.method;
-      return m === undefined ? undefined : { key: a.key, value: m.slice(0, LIMITS.text) };
+      return m === undefined ? undefined : { key: a.key, value: m };
     }
     case "path": {
       const uri = header(req, "x-original-uri") ?? header(req, "x-forwarded-uri");
       if (uri === undefined) return undefined;
       const q = uri.indexOf("?");
-      return { key: a.key, value: (q < 0 ? uri : uri.slice(0, q)).slice(0, LIMITS.text) };
+      return { key: a.key, value: q < 0 ? uri : uri.slice(0, q) };
     }
     case "request_headers": {
       const v = header(req, a.header);
-      return v === undefined ? undefined : { key: a.key, value: v.slice(0, LIMITS.text) };
+      return v === undefined ? undefined : { key: a.key, value: v };
     }
   }
 }

@@ -13,7 +13,15 @@ export interface RateLimitCall {
   readonly cost: number;
 }
 
-/** Bounds on what one request may carry, so no client can make a call cost without bound. */
+/**
+ * Bounds on what one request may carry, so no client can make a call cost
+ * without bound. They apply to what Envoy's config decides (how many
+ * descriptors, entries, the keys and the domain), never to a value: a value
+ * is client text (a header, a path, a query parameter), and refusing it would
+ * be an error that Envoy's default `failure_mode_deny: false` lets through.
+ * Values are bounded by the message (gRPC 1 MiB, POST /json 64 KiB) and
+ * decided whole; a long one is kept as a digest wherever a bucket is named.
+ */
 export const LIMITS = Object.freeze({
   descriptors: 64,
   entries: 16,
@@ -35,22 +43,34 @@ export class RequestError extends Error {
   override name = "RequestError" as const;
 }
 
-function text(value: unknown, what: string): string {
+function text(value: unknown, what: string, bounded = true): string {
   if (typeof value !== "string") throw new RequestError(`${what} must be a string`);
-  if (value.length > LIMITS.text)
+  if (bounded && value.length > LIMITS.text)
     throw new RequestError(`${what} is longer than ${LIMITS.text} characters`);
   return value;
 }
+
+/**
+ * MAX_COST is where a cost saturates: far above any bucket (capacities stop at
+ * 1e9), so a larger `hits_addend` is over every limit, exactly as it would be
+ * unsaturated, and never reaches the limiter's arithmetic.
+ */
+export const MAX_COST = Number.MAX_SAFE_INTEGER;
+/** The largest value of a uint64 field (per-descriptor `hits_addend`). */
+const MAX_UINT64 = 2 ** 64;
 
 function count(value: unknown, what: string): number | undefined {
   if (value === undefined || value === null) return undefined;
   // protojson writes 64-bit integers as strings; wrappers arrive as { value }.
   const raw = typeof value === "object" ? (value as { value?: unknown }).value : value;
-  const n = typeof raw === "string" && /^\d{1,16}$/.test(raw) ? Number(raw) : raw;
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
-    throw new RequestError(`${what} must be a whole number >= 0`);
+  const n = typeof raw === "string" && /^\d{1,20}$/.test(raw) ? Number(raw) : raw;
+  // Envoy's hits_addend is a uint32 (a uint64 per descriptor): any such value
+  // is a cost. One above every capacity is over the limit, not a bad request
+  // (an error would let Envoy's default failure_mode_deny: false pass it).
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > MAX_UINT64) {
+    throw new RequestError(`${what} must be a whole number from 0 to 2^64 - 1`);
   }
-  return n;
+  return Math.min(n, MAX_COST);
 }
 
 /**
@@ -95,11 +115,11 @@ export function readCall(body: unknown): RateLimitCall {
       const key = text(entry.key, `descriptors[${i}].entries[${j}].key`);
       if (key === "")
         throw new RequestError(`descriptors[${i}].entries[${j}].key must not be empty`);
-      return { key, value: text(entry.value ?? "", `descriptors[${i}].entries[${j}].value`) };
+      const value = text(entry.value ?? "", `descriptors[${i}].entries[${j}].value`, false);
+      return { key, value };
     });
   });
   if (each !== undefined) cost = each;
-  if (cost > 1e9) throw new RequestError("hits_addend must be at most 1e9");
   return { domain, descriptors, cost };
 }
 

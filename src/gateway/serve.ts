@@ -119,9 +119,17 @@ export interface Running {
   close(drainMs?: number): Promise<void>;
 }
 
-async function openStore(url: string, timeout: number): Promise<Store> {
+/** Opened is a store and what must be ended with it that the store does not own. */
+interface Opened {
+  readonly store: Store;
+  /** Ends a client the store was given (a RedisStore leaves those to their owner). */
+  readonly release: () => void;
+}
+
+async function openStore(url: string, timeout: number): Promise<Opened> {
   const redacted = url.replace(/\/\/[^@/]*@/, "//***@");
   let store: RedisStore;
+  let release = () => {};
   const cluster = /^(redis|valkey)-cluster:\/\//.exec(url);
   if (cluster) {
     let mod: Record<string, unknown>;
@@ -133,7 +141,7 @@ async function openStore(url: string, timeout: number): Promise<Store> {
     const Cluster = (mod.Cluster ?? (mod.default as Record<string, unknown>).Cluster) as new (
       seeds: { host: string; port: number }[],
       options: object,
-    ) => { on(e: string, f: () => void): void };
+    ) => { on(e: string, f: () => void): void; disconnect(): void };
     const seeds = url
       .slice(cluster[0].length)
       .split(",")
@@ -143,6 +151,9 @@ async function openStore(url: string, timeout: number): Promise<Store> {
       });
     const client = new Cluster(seeds, { enableOfflineQueue: false });
     client.on("error", () => {});
+    // The store does not end a client it was given: without this, the Cluster
+    // client would go on reconnecting after close(), or after a failed start.
+    release = () => client.disconnect();
     store = new RedisStore({ client: client as never, timeout });
   } else {
     try {
@@ -156,11 +167,12 @@ async function openStore(url: string, timeout: number): Promise<Store> {
     await store.ready();
   } catch {
     await store.close();
+    release();
     throw new ServeError(
       `cannot connect to Redis at ${redacted} within 5 s; start it, or fix --redis / REDIS_URL`,
     );
   }
-  return store;
+  return { store, release };
 }
 
 function listen(server: Server, host: string, p: number): Promise<number> {
@@ -190,9 +202,9 @@ export async function startServe(
     if (error instanceof GatewayConfigError) throw new ServeError(error.message);
     throw error;
   }
-  const store =
+  const { store, release } =
     options.redis === undefined
-      ? new MemoryStore()
+      ? { store: new MemoryStore(), release: () => {} }
       : await openStore(options.redis, options.timeout);
   const limiter = new RateLimiter({
     // Never used: every decision names its own policies.
@@ -219,6 +231,7 @@ export async function startServe(
     httpPort = await listen(server, options.host, options.port);
   } catch (error) {
     await limiter.close();
+    release();
     throw error;
   }
   let grpc: Awaited<ReturnType<typeof import("./grpc.js").startGrpc>> | undefined;
@@ -229,6 +242,7 @@ export async function startServe(
     } catch (error) {
       server.close();
       await limiter.close();
+      release();
       const m = (error as Error).message;
       throw new ServeError(
         /No address added|EADDRINUSE|address already in use/i.test(m)
@@ -268,6 +282,7 @@ export async function startServe(
       server.closeAllConnections();
       await httpClosed;
       await limiter.close();
+      release();
     })();
     return closing;
   };

@@ -233,6 +233,14 @@ describe("errors name the file, the line, the key and the fix", () => {
       "http_check.trust_proxy",
       /hop count/,
     ],
+    // Said "a whole number from 400 to 1000000000" for a status below 400.
+    ...[200, 600, 429.5, "x"].map((v): [string, string, number, string, RegExp] => [
+      `a deny_status of ${v}`,
+      `domain: a\nhttp_check:\n  deny_status: ${v}\n  actions: [[{ remote_address: {} }]]\n`,
+      3,
+      "http_check.deny_status",
+      /must be an HTTP status from 400 to 599\. Fix: use 429/,
+    ]),
     [
       "nesting deeper than 16 levels",
       `domain: a\n${Array.from({ length: 17 }, (_, i) => `${"  ".repeat(2 * i)}descriptors:\n${"  ".repeat(2 * i)}  - key: k${i}`).join("\n")}\n`,
