@@ -416,6 +416,79 @@ describe("Guard: a late event loop is not a store failure", () => {
   });
 });
 
+describe("Guard: an error about one key's data is no outage", () => {
+  /** KeyStore is FakeStore for a store that tells key errors (Redis WRONGTYPE) apart. */
+  class KeyStore extends FakeStore {
+    keyError(error: unknown): boolean {
+      return error instanceof Error && error.message.startsWith("WRONGTYPE");
+    }
+    /** fail rejects the newest open call with `message`. */
+    fail(message: string): void {
+      // While the breaker is open nothing was sent: the fallback has answered already.
+      this.calls.pop()?.reject(new Error(message));
+    }
+  }
+  function keySetup() {
+    const timers = new ManualTimers();
+    const store = new KeyStore();
+    const events = new LimiterEvents();
+    const guard = new Guard({
+      store,
+      timeout: TIMEOUT,
+      clock: () => timers.t,
+      onStoreError: "insurance",
+      instances: 1,
+      cacheDenials: true,
+      events,
+      timers,
+    });
+    const errors: string[] = [];
+    events.on("store-error", (_e, kind) => errors.push(kind));
+    /** fails asks once and has the store fail the call with `message`, then lets 100 ms pass. */
+    const fails = async (message: string) => {
+      const answer = guard.decide("bad", 1, true, list);
+      store.fail(message);
+      const d = await answer;
+      timers.advance(100);
+      return d;
+    };
+    return { timers, store, guard, errors, fails };
+  }
+  const WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+  it("a key of another type, failing again and again, falls back alone and never opens the breaker", async () => {
+    const { guard, store, errors, fails } = keySetup();
+    for (let i = 0; i < 6; i++) expect((await fails(WRONGTYPE)).reason).toBe("insurance");
+    expect(guard.stats()).toMatchObject({ breaker: "closed", breakerOpens: 0, storeErrors: 6 });
+    expect(errors).toEqual(Array(6).fill("error"));
+    // The next client still goes to the store.
+    const next = guard.decide("good", 1, true, list);
+    expect(store.calls).toHaveLength(1);
+    store.reply(true, 49, SKEW, SKEW);
+    expect((await next).reason).toBe("store");
+  });
+
+  it("counterfactual: the same streak of errors about the store opens it", async () => {
+    const { guard, fails } = keySetup();
+    for (let i = 0; i < 6; i++)
+      await fails("OOM command not allowed when used memory > 'maxmemory'.");
+    expect(guard.stats()).toMatchObject({ breaker: "open", breakerOpens: 1 });
+  });
+
+  it("a probe answered with a key error closes the breaker: the store answered", async () => {
+    const { guard, timers, store, fails } = keySetup();
+    for (let i = 0; i < 6; i++)
+      await fails("READONLY You can't write against a read only replica.");
+    expect(guard.stats().breaker).toBe("open");
+    timers.advance(1000);
+    expect((await fails(WRONGTYPE)).reason).toBe("insurance");
+    expect(guard.stats().breaker).toBe("closed");
+    const next = guard.decide("good", 1, true, list);
+    store.reply(true, 49, SKEW, SKEW);
+    expect((await next).reason).toBe("store");
+  });
+});
+
 describe("Guard: cached denials", () => {
   it("a denial is answered locally until its retryAfter, counted from when the call was sent", async () => {
     const { guard, timers, store } = setup();

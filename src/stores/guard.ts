@@ -656,12 +656,17 @@ export class Guard {
   }
 
   #succeeded(): void {
+    this.#answered();
+    if (this.#fallingBack) this.#fellBack(false);
+  }
+
+  /** answered ends a failure streak, and closes the breaker: the store answered a call. */
+  #answered(): void {
     this.#failures = 0;
     if (this.#breaker !== "closed") {
       this.#breaker = "closed";
       if (this.#events.wants["breaker-close"]) this.#events.emit("breaker-close");
     }
-    if (this.#fallingBack) this.#fellBack(false);
   }
 
   #failed(probe: boolean, timedOut: boolean, error?: unknown): void {
@@ -672,6 +677,11 @@ export class Guard {
     }
     if (timedOut) this.#stats.storeTimeouts++;
     else this.#stats.storeErrors++;
+    // One key's bad data (a key of another type) is no outage: the store answered.
+    if (!timedOut && this.#store.keyError?.(error) === true) {
+      this.#answered();
+      return;
+    }
     const now = this.#timers.now();
     if (this.#failures++ === 0) this.#streakStart = now;
     if (

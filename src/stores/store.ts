@@ -48,6 +48,13 @@ export interface Store {
   /** False when a call could not be sent now (no connection): the limiter then sends no probe. */
   available?(): boolean;
   /**
+   * True for an error about one key's data rather than the store's health
+   * (Redis `WRONGTYPE`: a key of another type where a bucket should be). The
+   * limiter still answers that call by `onStoreError`, but the store did
+   * answer, so such an error never counts towards opening the breaker.
+   */
+  keyError?(error: unknown): boolean;
+  /**
    * The clock the store decides by, when it reads one in this process (a
    * MemoryStore, a RedisStore with an injected test clock). Absent for a store
    * whose clock is remote (Redis `TIME`); the limiter then times cached

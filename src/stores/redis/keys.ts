@@ -36,7 +36,18 @@ export function keyName(name: string): string {
   return name.length > MAX_NAME ? `#${hash(name).slice(0, 16)}` : name;
 }
 
+/** A byte that never occurs in UTF-8: marks identifiers hashed as UTF-16 code units. */
+const UTF16 = Buffer.from([0xff]);
+
 function hashed(id: string): string {
+  // UTF-8 turns every lone surrogate into the same U+FFFD, so "\uD800",
+  // "\uDBFF" and "\uFFFD" would share one bucket: such identifiers are hashed
+  // as UTF-16 code units instead, after a byte UTF-8 never has (as boundKey
+  // does for long keys). Well-formed identifiers keep their Redis keys.
+  if ((id as { isWellFormed?: () => boolean }).isWellFormed?.() === false) {
+    const digest = createHash("sha256").update(UTF16).update(Buffer.from(id, "utf16le"));
+    return `#${digest.digest("base64url").slice(0, 27)}`;
+  }
   return `#${hash(id).slice(0, 27)}`;
 }
 

@@ -286,6 +286,14 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * keyError tells Redis's `WRONGTYPE` (a key of another type where a bucket
+   * should be: one client's data, not a failing Redis) from other errors.
+   */
+  keyError(error: unknown): boolean {
+    return error instanceof Error && error.message.includes("WRONGTYPE");
+  }
+
   /** available tells whether a call would be sent now (the client is connected). */
   available(): boolean {
     return !this.#closed && this.#conn?.ready() === true;
@@ -340,7 +348,7 @@ export class RedisStore implements Store {
     argv[2 + n] = op;
     for (let i = 0; i < tail.length; i++) argv[3 + n + i] = tail[i] as string;
     if (clock !== undefined) argv[3 + n + tail.length] = String(clock());
-    return this.#send(conn, argv).then(check);
+    return this.#send(conn, argv, full).then(check);
   }
 
   /**
@@ -448,7 +456,7 @@ export class RedisStore implements Store {
       argv.push(...args);
     }
     this.#pending += count;
-    this.#send(conn, argv).then(
+    this.#send(conn, argv, false).then(
       (reply) => {
         this.#pending -= count;
         if (count === 1) {
@@ -469,12 +477,21 @@ export class RedisStore implements Store {
     );
   }
 
-  /** send runs the script; after a restart or failover the script cache is empty, and EVAL loads it. */
-  #send(conn: Conn, argv: string[]): Promise<unknown> {
-    const sent = performance.now();
+  /**
+   * send runs the script; after a restart or failover the script cache is
+   * empty, and EVAL loads it. For a consume, however long NOSCRIPT took: only
+   * the limiter knows whether its caller still waits (a deadline its own late
+   * event loop missed gets one more timeout), and NOSCRIPT means the call
+   * never ran, so EVAL charges it once; a caller that has given up gets a
+   * late reply, which still teaches its fallback. A charge after the fact or
+   * a block (`once`) has a plain deadline, reported as a failure when it
+   * passes: past it, it is not sent again, so what was reported as not
+   * applied is never applied later.
+   */
+  #send(conn: Conn, argv: string[], once: boolean): Promise<unknown> {
+    const sent = once ? performance.now() : 0;
     return conn.evalsha(argv).catch((error: unknown) => {
-      // Not when the caller has already given up: that call is answered.
-      if (!isNoScript(error) || performance.now() - sent > this.timeout) throw error;
+      if (!isNoScript(error) || (once && performance.now() - sent > this.timeout)) throw error;
       argv[0] = SCRIPT;
       return conn.eval(argv);
     });
