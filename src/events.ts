@@ -182,7 +182,11 @@ export class LimiterEvents {
       try {
         (list[i] as LimiterListener<E>)(...args);
       } catch (error) {
-        this.onListenerError(error, event);
+        try {
+          this.onListenerError(error, event);
+        } catch {
+          // The handler itself failed (a logger that throws): the decision still stands.
+        }
       }
     }
   }

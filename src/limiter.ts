@@ -7,7 +7,7 @@ import {
   RepeatMemo,
   type StoreReply,
 } from "./core/decision.js";
-import { ClosedError, ConfigError, CostError } from "./core/errors.js";
+import { ClosedError, ConfigError, CostError, describe } from "./core/errors.js";
 import { assertKey, boundKey } from "./core/key.js";
 import { checkOptions } from "./core/options.js";
 import {
@@ -18,6 +18,7 @@ import {
   type PolicyInput,
   policies as toPolicies,
 } from "./core/policy.js";
+import { isThenable } from "./core/thenable.js";
 import { type AdjustOperation, LimiterEvents, outcomeOf, reportBlock } from "./events.js";
 import { attachLogger, type Logger } from "./logger.js";
 import { Guard, IDLE_STATS, type LimiterStats, type StoreErrorMode } from "./stores/guard.js";
@@ -176,6 +177,7 @@ export class RateLimiter {
         "pass clock: () => Date.now(), or a fake clock in tests",
       );
     }
+    if (options.clock !== undefined) checkClock(clock);
     this.clock = clock;
     const store = options.store ?? new MemoryStore({ clock });
     if (typeof store !== "object" || store === null || typeof store.consume !== "function") {
@@ -261,8 +263,9 @@ export class RateLimiter {
       this.#sync = false;
       this.#decider = (key, cost, spend, list) => {
         const reply = store.consume(key, list, cost, spend);
-        if (reply instanceof Promise) {
-          return reply.then((r) => {
+        // Any thenable, not only this realm's Promise: a store may use another promise library.
+        if (isThenable(reply)) {
+          return this.#tracked(reply).then((r) => {
             if (r[1] === BLOCK_STARTED) reportBlock(this.events, key, list, r, cost);
             return decide(list, r, cost, "store");
           });
@@ -297,6 +300,8 @@ export class RateLimiter {
   #every: readonly Policy[] | undefined;
   /** Refunds, settles and blocks that failed or missed the store's deadline. */
   #settleErrors = 0;
+  /** Rejects each store call in flight to a store without a deadline; see tracked. */
+  readonly #inFlight = new Set<(error: unknown) => void>();
 
   /** stats counts store calls, failures, fallbacks, cached denials and lost buckets, and gives the breaker's state. */
   stats(): LimiterStats {
@@ -377,6 +382,8 @@ export class RateLimiter {
       if (problem !== undefined) return Promise.reject(new CostError(actual, problem));
       if (!decision.allowed || decision.reason === "fail-open") settled = NOTHING;
       else if (actual === cost) settled = Promise.resolve({ extra: 0, dropped: 0, applied: true });
+      // As refund: a closed limiter sends nothing more to the store it closed.
+      else if (this.#closed) return Promise.reject(new ClosedError("the RateLimiter"));
       else {
         // An estimate the insurance fallback spent is settled there, where it was charged.
         settled =
@@ -443,8 +450,7 @@ export class RateLimiter {
     };
     try {
       const reply = store.adjust(key, list, delta);
-      if (!(reply instanceof Promise))
-        return Promise.resolve(this.#settled(key, delta, operation, reply));
+      if (!isThenable(reply)) return Promise.resolve(this.#settled(key, delta, operation, reply));
       return this.#within(reply).then((r) => this.#settled(key, delta, operation, r), failed);
     } catch (error) {
       return Promise.resolve(failed(error));
@@ -472,9 +478,30 @@ export class RateLimiter {
   }
 
   /** within rejects with StoreTimeoutError when a network store misses its deadline. */
-  #within<T>(work: T | Promise<T>): Promise<T> {
-    if (this.#guard === undefined || !(work instanceof Promise)) return Promise.resolve(work);
-    return this.#guard.within(work);
+  #within<T>(work: T | PromiseLike<T>): Promise<T> {
+    if (!isThenable(work)) return Promise.resolve(work);
+    if (this.#guard === undefined) return this.#tracked(work);
+    return this.#guard.within(Promise.resolve(work));
+  }
+
+  /**
+   * tracked is a call to a store without a deadline (no Guard): close()
+   * rejects it with ClosedError while it is in flight, and a reply that
+   * arrives after close() is not used. Bounded by the calls in flight.
+   */
+  #tracked<T>(work: PromiseLike<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const fail = (error: unknown): void => {
+        this.#inFlight.delete(fail);
+        reject(error);
+      };
+      this.#inFlight.add(fail);
+      Promise.resolve(work).then((value) => {
+        this.#inFlight.delete(fail);
+        if (this.#closed) reject(new ClosedError("the RateLimiter"));
+        else resolve(value);
+      }, fail);
+    });
   }
 
   /**
@@ -526,6 +553,8 @@ export class RateLimiter {
     if (this.#closing === undefined) {
       this.#closed = true;
       this.#guard?.close();
+      const closed = new ClosedError("the RateLimiter");
+      for (const fail of [...this.#inFlight]) fail(closed);
       this.#waiters.close();
       this.#closing = (async () => {
         await this.store.close?.();
@@ -679,6 +708,33 @@ export class RateLimiter {
   }
 }
 
+/**
+ * checkClock reads a clock the user gave once, when the limiter is built: one
+ * that returns no number (`clock: Date`, which returns a string) would make
+ * every decision NaN, so it is refused here, naming what it returned.
+ */
+function checkClock(clock: Clock): void {
+  let now: unknown;
+  try {
+    now = clock();
+  } catch (error) {
+    throw new ConfigError(
+      "clock",
+      clock,
+      `must return epoch milliseconds, but it threw (${error instanceof Error ? error.message : String(error)})`,
+      "pass clock: () => Date.now(), or a fake clock in tests",
+    );
+  }
+  if (typeof now !== "number" || !Number.isFinite(now)) {
+    throw new ConfigError(
+      "clock",
+      now,
+      "must return epoch milliseconds as a finite number (it is read once when the limiter is built)",
+      "pass clock: Date.now or () => Date.now() (not Date, which returns a string), or a fake clock returning a number",
+    );
+  }
+}
+
 /** assertCost throws CostError for a cost the policies cannot take (kept apart: the hot path is cost 1, one policy). */
 function assertCost(cost: number, list: readonly Policy[]): void {
   const problem = checkCost(cost, list);
@@ -705,6 +761,16 @@ function noSupport(operation: AdjustOperation, store: Store): ConfigError {
  * goes to the cost check: a silent default would hide a caller's bug.
  */
 function costOf(options: ConsumeOptions | undefined): number {
-  const cost = options?.cost;
+  if (options === undefined) return 1;
+  // consume(key, 5) is not a cost of 5: refused, not read as { cost: 1 }.
+  if (typeof options !== "object" || options === null) throw badOptions(options);
+  const cost = options.cost;
   return cost === undefined ? 1 : cost;
+}
+
+/** badOptions is the TypeError for a call's options that are not an object. */
+function badOptions(options: unknown): TypeError {
+  return new TypeError(
+    `floodgate: a call's options must be an object such as { cost: 5 }, got ${describe(options)}`,
+  );
 }

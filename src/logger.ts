@@ -48,6 +48,18 @@ export class LogThrottle {
   }
 }
 
+let loggerReported = false;
+
+/** loggerFailed warns once per process that a logger threw; its lines are lost, no decision is. */
+function loggerFailed(error: unknown): void {
+  if (loggerReported) return;
+  loggerReported = true;
+  process.emitWarning(
+    `the logger given to a RateLimiter threw (${error instanceof Error ? error.message : String(error)}); decisions go on, later logger errors are not reported`,
+    { code: "FLOODGATE_LOGGER_ERROR" },
+  );
+}
+
 /**
  * attachLogger logs what operators act on, each kind at most once per
  * `interval` ms: store errors and timeouts, the breaker opening and closing,
@@ -70,7 +82,12 @@ export function attachLogger(
   ): void => {
     const suppressed = throttle.take(kind);
     if (suppressed < 0) return;
-    logger[level]({ floodgate: kind, ...fields, suppressed }, message);
+    try {
+      logger[level]({ floodgate: kind, ...fields, suppressed }, message);
+    } catch (error) {
+      // A logger that throws must not fail the decision it was told about.
+      loggerFailed(error);
+    }
   };
   events.on("store-error", (error, kind) =>
     log(

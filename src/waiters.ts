@@ -124,6 +124,12 @@ export class Waiters {
     if (this.#closed) throw new ClosedError("the RateLimiter");
     assertKey(key);
     key = boundKey(key);
+    if (typeof options !== "object" || options === null) {
+      // wait(key, 5) is not a cost of 5: refused, not read as { cost: 1 }.
+      throw new TypeError(
+        `floodgate: wait(key, options) takes an object such as { cost: 1, maxWait: 5000 }, got ${options === null ? "null" : typeof options}`,
+      );
+    }
     const { signal, maxWait = Number.POSITIVE_INFINITY } = options;
     const cost = options.cost === undefined ? 1 : options.cost;
     const problem = checkCost(cost, this.#limiter.policies);
@@ -136,7 +142,12 @@ export class Waiters {
         "pass maxWait: 5000, or leave it out to wait as long as needed",
       );
     }
-    signal?.throwIfAborted();
+    if (signal !== undefined && !isSignal(signal)) {
+      throw new TypeError(
+        `floodgate: wait(key, { signal }) takes an AbortSignal (controller.signal), got ${signal === null ? "null" : typeof signal}`,
+      );
+    }
+    if (signal?.aborted === true) throw reasonOf(signal);
     let line = this.#lines.get(key);
     const now = performance.now();
     if (line !== undefined && line.waiters.length > 0) {
@@ -170,11 +181,17 @@ export class Waiters {
         this.#lines.set(key, line);
       }
       const mine = line;
-      mine.waiters.push(w);
       if (signal !== undefined) {
-        w.onAbort = () => this.#leave(mine, w, signal.reason);
-        signal.addEventListener("abort", w.onAbort, { once: true });
+        w.onAbort = () => this.#leave(mine, w, reasonOf(signal));
+        try {
+          signal.addEventListener("abort", w.onAbort, { once: true });
+        } catch (error) {
+          // Before the waiter joins: a signal that throws leaves nothing behind to block the key.
+          if (mine.waiters.length === 0) this.#lines.delete(key);
+          throw error;
+        }
       }
+      mine.waiters.push(w);
       if (mine.waiters.length === 1) {
         this.#pump(mine);
       } else if (maxWait <= MAX_TIMER) {
@@ -206,7 +223,9 @@ export class Waiters {
       }
       const now = performance.now();
       let due = this.#due(line, head.cost, now);
-      if (line.denied) due = Math.max(1, due);
+      // At least 1 ms after a denial, also when the decision's wait is not a
+      // number (a clock that returned NaN): never ask again in this loop.
+      if (line.denied && !(due >= 1)) due = 1;
       if (due > 0) {
         if (now + due > head.deadline) {
           // The whole wait, from the call: what it has waited and what is left.
@@ -292,7 +311,11 @@ export class Waiters {
         wait = Math.max(wait, retryAfter(p, state, cost, d.now));
       }
     }
-    return Math.max(0, Math.ceil(wait - (now - line.lastAt)));
+    const left = Math.ceil(wait - (now - line.lastAt));
+    // A wait that is not a number (a store or clock gone wrong) asks the store, after at
+    // least 1 ms when denied; Math.max(NaN, 0) would keep the NaN.
+    // biome-ignore lint/complexity/useMathMinMax: the ternary turns NaN into 0, Math.max does not
+    return left > 0 ? left : 0;
   }
 
   /** sleep waits `ms` in timer-sized steps, then lets the head ask the store. */
@@ -331,4 +354,20 @@ export class Waiters {
     if (w.onAbort !== undefined) w.signal?.removeEventListener("abort", w.onAbort);
     return w;
   }
+}
+
+/** isSignal tells an AbortSignal, also one from another realm or a polyfill, by what wait() uses of it. */
+function isSignal(value: unknown): value is AbortSignal {
+  if (typeof value !== "object" || value === null) return false;
+  const s = value as Partial<AbortSignal>;
+  return (
+    typeof s.aborted === "boolean" &&
+    typeof s.addEventListener === "function" &&
+    typeof s.removeEventListener === "function"
+  );
+}
+
+/** reasonOf is why `signal` aborted: its reason, or an AbortError when it gives none (a polyfill). */
+function reasonOf(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException("This operation was aborted", "AbortError");
 }

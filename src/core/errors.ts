@@ -77,9 +77,16 @@ export class ClosedError extends FloodgateError {
   }
 }
 
+/** Most characters of a string value an error message shows. */
+const SHOWN = 100;
+
 /** Renders a value for an error message: strings quoted, everything else as typed. */
 export function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") {
+    // A huge value (a 1 MB name from a config file) would make a huge message in every log line.
+    if (value.length <= SHOWN) return JSON.stringify(value);
+    return `${JSON.stringify(value.slice(0, SHOWN))}... (${value.length} characters)`;
+  }
   if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
     return String(value);
   }

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "./errors.js";
 import { checkAmount, checkCost, parseDuration, policies, policy } from "./policy.js";
@@ -105,6 +106,54 @@ describe("policy validation", () => {
     expect(parseDuration("1.5s")).toBe(1500);
     expect(parseDuration("1 week")).toBeNaN();
     expect(parseDuration(null)).toBeNaN();
+  });
+
+  it("reads a decimal duration exactly: every whole number of ms it names is accepted", () => {
+    // Before: 4.35 * 3_600_000 in doubles is 15_659_999.999999998, refused as not whole
+    // (142 of the 2,997 durations 0.1 to 99.9 s, m and h).
+    expect(policy({ ...ok, interval: "4.35h" }).interval).toBe(15_660_000);
+    expect(parseDuration("1.10s")).toBe(1100);
+    expect(parseDuration("0.001s")).toBe(1);
+    expect(Number.isInteger(parseDuration("0.5ms"))).toBe(false);
+    expect(Number.isInteger(parseDuration("1.0001s"))).toBe(false);
+    const units = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...(Object.keys(units) as (keyof typeof units)[])),
+        fc.integer({ min: 1, max: 99_999 }),
+        fc.integer({ min: 0, max: 3 }),
+        (unit, digits, places) => {
+          // digits / 10^places of `unit`, written in decimal: "4.35h".
+          const text = (digits / 10 ** places).toFixed(places);
+          const exact = (digits * units[unit]) / 10 ** places;
+          const ms = parseDuration(`${text}${unit}`);
+          if (Number.isInteger(exact)) expect(ms).toBe(exact);
+          else expect(Number.isInteger(ms)).toBe(false);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("refuses name: null rather than reading it as the default, and shows at most 100 characters of a value", () => {
+    expect(() => policy({ ...ok, name: null as never })).toThrow(/"policy.name" .* got null/);
+    let message = "";
+    try {
+      policy({ ...ok, name: "n".repeat(1_000_000) });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('"policy.name"');
+    expect(message).toContain("(1000000 characters)");
+    expect(message.length).toBeLessThan(400);
+  });
+
+  it("says why when the default maxDebt (capacity) does not fit under 2^53", () => {
+    const capacity = 2 ** 52 + 1;
+    expect(() => policy({ capacity, refillRate: 1, interval: 1000 })).toThrow(
+      /"policy.maxDebt" .*left out, it defaults to capacity 4503599627370497, which does not fit.*Fix: give it explicitly, e.g. maxDebt: 0/,
+    );
+    expect(policy({ capacity, refillRate: 1, interval: 1000, maxDebt: 0 }).maxDebt).toBe(0);
   });
 
   it("checks a cost against every capacity", () => {

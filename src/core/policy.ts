@@ -70,9 +70,19 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 export function parseDuration(value: unknown): number {
   if (typeof value === "number") return value;
   if (typeof value !== "string") return Number.NaN;
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(value.trim());
+  const match = /^(\d+)(?:\.(\d+))?\s*(ms|s|m|h|d)$/.exec(value.trim());
   if (!match) return Number.NaN;
-  return Number(match[1]) * (UNITS[match[2] as string] as number);
+  const unit = UNITS[match[3] as string] as number;
+  const whole = match[1] as string;
+  const fraction = (match[2] ?? "").replace(/0+$/, "");
+  if (fraction === "") return Number(whole) * unit;
+  // Exact decimal arithmetic: "4.35h" is 15,660,000 ms, where 4.35 * 3,600,000
+  // in doubles is 15,659,999.999999998 and would be refused as not whole.
+  const scale = 10n ** BigInt(fraction.length);
+  const scaled = BigInt(whole + fraction) * BigInt(unit);
+  // Not a whole number of milliseconds ("0.5ms", "1.0001s"): a fraction, refused by the caller.
+  if (scaled % scale !== 0n) return Number(scaled) / Number(scale);
+  return Number(scaled / scale);
 }
 
 function integer(option: string, value: unknown, max: number, fix: string): number {
@@ -98,7 +108,8 @@ export function policy(input: PolicyInput, path = "policy"): Policy {
     prefix: `${path}.`,
     example: "pass { capacity: 10, refillRate: 2, interval: 1000 }",
   });
-  const name = input.name ?? "default";
+  // Only a missing name takes the default: null is a caller's bug, as for maxDebt.
+  const name = input.name === undefined ? "default" : input.name;
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new ConfigError(
       `${path}.name`,
@@ -130,6 +141,15 @@ export function policy(input: PolicyInput, path = "policy"): Policy {
   }
   // Only a missing maxDebt takes the default: null is a caller's bug, not "no value".
   const maxDebt = input.maxDebt === undefined ? capacity : input.maxDebt;
+  if (input.maxDebt === undefined && maxDebt > MAX_TOKENS - capacity) {
+    // The default does not fit: say so, rather than blame a value the user never gave.
+    throw new ConfigError(
+      `${path}.maxDebt`,
+      input.maxDebt,
+      `must be an integer from 0 to ${MAX_TOKENS - capacity} (capacity + maxDebt at most Number.MAX_SAFE_INTEGER); left out, it defaults to capacity ${capacity}, which does not fit`,
+      `give it explicitly, e.g. maxDebt: 0 for no debt, or at most ${MAX_TOKENS - capacity}`,
+    );
+  }
   if (
     typeof maxDebt !== "number" ||
     !Number.isInteger(maxDebt) ||

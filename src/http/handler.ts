@@ -6,6 +6,7 @@
 import type { Decision } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
 import { type Policy, type PolicyInput, policies as toPolicies } from "../core/policy.js";
+import { isThenable } from "../core/thenable.js";
 import { RateLimiter } from "../limiter.js";
 import type { Store } from "../stores/store.js";
 import { headerList, type PolicySet, policySet } from "./headers.js";
@@ -66,14 +67,6 @@ interface PolicyBook {
   readonly set: PolicySet | undefined;
   readonly byObject: WeakMap<object, PolicySet>;
   readonly bySignature: Map<string, PolicySet>;
-}
-
-function isThenable<T>(value: unknown): value is PromiseLike<T> {
-  return (
-    (typeof value === "object" || typeof value === "function") &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === "function"
-  );
 }
 
 function signature(choice: unknown): string | undefined {
