@@ -261,6 +261,24 @@ describe("Guard: the fallback remembers", () => {
     expect(await drain(guard, timers, "k")).toBe(9);
   });
 
+  it("continues each policy list a key was decided under (the gateway's descriptor sets under one domain key)", async () => {
+    const { guard, timers, store } = setup();
+    const drained = other("client-a");
+    const first = guard.decide("domain", 1, true, drained);
+    store.reply(false, 0, SKEW, SKEW + 400);
+    expect((await first).allowed).toBe(false);
+    // Another descriptor set of the same domain key, reported after it.
+    const second = guard.decide("domain", 1, true, other("client-b"));
+    store.reply(true, 49, SKEW, SKEW + 400);
+    expect((await second).allowed).toBe(true);
+    // The store stalls before the drained bucket's next refill (store 1000, local 600).
+    timers.advance(100);
+    guard.forget("domain"); // no cached denial: this decision goes to the store
+    const again = guard.decide("domain", 1, true, drained);
+    timers.advance(TIMEOUT + 1);
+    expect(await again).toMatchObject({ allowed: false, reason: "insurance" });
+  });
+
   it("continues from the reported tokens and refill time, moved to this process's clock", async () => {
     const { guard, timers, store } = setup();
     const first = guard.decide("k", 1, true, list);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { policies } from "../src/core/policy.js";
 import { MemoryStore, RateLimiter } from "../src/index.js";
 import { storeContract } from "./store-contract.js";
 
@@ -32,6 +33,43 @@ describe("MemoryStore bounds", () => {
     expect(stats.trackedKeys).toBeLessThanOrEqual(1000);
     expect(stats.evictions.active + stats.evictions.throttled).toBe(0);
     expect(stats.evictions.full).toBeGreaterThan(0);
+  });
+
+  // The store's own API, as a caller that names a policy per client uses it
+  // (the gateway on a fallback store: every bucket of a domain under one key).
+  const named = (i: number) =>
+    policies({ name: `b${i}`, capacity: 2, refillRate: 1, interval: 1000 }, "policy");
+
+  it("drops the table of a policy whose buckets are all full again", () => {
+    let t = 0;
+    const store = new MemoryStore({ clock: () => t });
+    for (let i = 0; i < 5000; i++) store.consume("domain", named(i), 1, true);
+    expect(store.stats()).toMatchObject({ trackedKeys: 5000, policies: 5000 });
+    t = 1000; // every bucket so far is full again
+    for (let i = 5000; i < 9000; i++) store.consume("domain", named(i), 1, true);
+    const stats = store.stats();
+    // The trim at 8192 tables dropped the 5000 refilled ones; the 4000 new ones hold a bucket each.
+    expect(stats).toMatchObject({ trackedKeys: 4000, policies: 4000 });
+    expect(stats.evictions).toMatchObject({ active: 0, throttled: 0 });
+  });
+
+  it("keeps at most 65,536 policies' tables, evicting the oldest whole", () => {
+    const evicted: string[] = [];
+    const store = new MemoryStore({
+      clock: () => 0,
+      onEvict: (_kind, policy) => void evicted.push(policy),
+    });
+    for (let i = 0; i < 70_000; i++) store.consume("domain", named(i), 1, true);
+    const stats = store.stats();
+    expect(stats.policies).toBeLessThanOrEqual(65_536);
+    expect(stats.trackedKeys).toBe(stats.policies);
+    expect(stats.evictions.active).toBe(70_000 - stats.policies);
+    expect(evicted.length).toBe(stats.evictions.active);
+    expect(evicted[0]).toBe("b0");
+    // The newest client's bucket is still there: its second token goes, the third is denied.
+    const last = named(69_999);
+    expect(Array.from(store.consume("domain", last, 1, true)).slice(1, 3)).toEqual([1, 0]);
+    expect(store.consume("domain", last, 1, true)[1]).toBe(0);
   });
 
   it("at maxKeys evicts the fullest buckets and keeps throttled clients", async () => {

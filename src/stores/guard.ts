@@ -3,6 +3,7 @@ import { adjust, type BucketState, refill, untilFull } from "../core/bucket.js";
 import { BLOCK_STARTED, charge, type Decision, decide, type StoreReply } from "../core/decision.js";
 import { ClosedError } from "../core/errors.js";
 import { type Policy, windowOf } from "../core/policy.js";
+import { isThenable } from "../core/thenable.js";
 import { type FallbackMode, type LimiterEvents, reportBlock } from "../events.js";
 import { MemoryStore } from "./memory-store.js";
 import type { Store } from "./store.js";
@@ -200,7 +201,14 @@ export class Guard {
   readonly #denials: Map<string, Slot> | undefined;
   /** Denials in #denials, over every key and list. */
   #denied = 0;
-  readonly #seen = new Map<string, Seen>();
+  /**
+   * The last state the store reported, by policy list and then key: a key
+   * decided under several lists keeps each (the gateway decides every
+   * descriptor set of a domain under the domain's key, one list per set).
+   */
+  readonly #seen = new Map<readonly Policy[], Map<string, Seen>>();
+  /** States in #seen, over every list. */
+  #seenCount = 0;
   readonly #insurance: MemoryStore | undefined;
   #instances: number;
   /** Instances are learned through the store, and the heartbeat has not started yet. */
@@ -270,8 +278,8 @@ export class Guard {
    * on the store: that is where the estimate was spent.
    */
   adjustFallback(key: string, list: readonly Policy[], delta: number): StoreReply {
-    const seen = this.#seen.get(key);
-    if (seen !== undefined && seen.list === list && seen.buckets !== undefined) {
+    const seen = this.#seen.get(list)?.get(key);
+    if (seen !== undefined && seen.buckets !== undefined) {
       const scaled = this.#scale(list);
       const now = this.#clock();
       const out = [now, 0];
@@ -343,17 +351,19 @@ export class Guard {
     const sentAt = this.#cacheClock();
     const started = this.#timers.now();
     this.#stats.storeCalls++;
-    let reply: StoreReply | Promise<StoreReply>;
+    let answer: StoreReply | PromiseLike<StoreReply>;
     try {
-      reply = this.#store.consume(key, list, cost, spend);
+      answer = this.#store.consume(key, list, cost, spend);
     } catch (error) {
       this.#failed(probe, false, error);
       return this.#fallback(key, cost, spend, list);
     }
-    if (!(reply instanceof Promise)) {
+    // Any thenable, not only this realm's Promise: a store may use another promise library.
+    if (!isThenable(answer)) {
       this.#succeeded();
-      return this.#stored(key, cost, spend, list, sentAt, reply);
+      return this.#stored(key, cost, spend, list, sentAt, answer);
     }
+    const reply = answer;
     return new Promise<Decision>((resolve, reject) => {
       const call: Call = {
         done: false,
@@ -401,10 +411,14 @@ export class Guard {
    */
   async reset(key: string, list: readonly Policy[]): Promise<void> {
     this.forget(key);
-    this.#seen.delete(key);
+    for (const [l, keys] of this.#seen) {
+      if (!keys.delete(key)) continue;
+      this.#seenCount--;
+      if (keys.size === 0) this.#seen.delete(l);
+    }
     this.#insurance?.reset(key, this.#scale(list));
     const done = this.#store.reset(key, list);
-    if (done instanceof Promise) await this.within(done);
+    if (isThenable(done)) await this.within(Promise.resolve(done));
   }
 
   /**
@@ -546,17 +560,24 @@ export class Guard {
     list: readonly Policy[],
     reply: StoreReply,
   ): void {
-    let seen = this.#seen.get(key);
+    let keys = this.#seen.get(list);
+    let seen = keys?.get(key);
     // Replies can arrive out of order (a late one after a fresh one): keep the newest state.
     if (seen !== undefined && (reply[0] as number) < (seen.reply[0] as number)) return;
     if (seen === undefined) {
-      if (this.#seen.size >= MAX_KEYS) this.#trimSeen();
+      if (this.#seenCount >= MAX_KEYS) {
+        this.#trimSeen();
+        keys = this.#seen.get(list);
+      }
+      if (keys === undefined) {
+        keys = new Map();
+        this.#seen.set(list, keys);
+      }
       seen = { list, reply: [], offset: 0, buckets: undefined };
-      this.#seen.set(key, seen);
-    } else if (seen.list === list) {
-      this.#countLost(key, cost, spend, list, seen.reply, reply);
+      keys.set(key, seen);
+      this.#seenCount++;
     } else {
-      seen.list = list;
+      this.#countLost(key, cost, spend, list, seen.reply, reply);
     }
     const copy = seen.reply;
     copy.length = reply.length;
@@ -640,19 +661,35 @@ export class Guard {
   /** trimSeen drops states that are full again by now (a fresh share says the same), then the oldest. */
   #trimSeen(): void {
     const now = this.#clock();
-    for (const [key, s] of this.#seen) {
-      const storeNow = now - s.offset;
-      let full = true;
-      for (let i = 0; i < s.list.length && full; i++) {
-        const state = {
-          tokens: s.reply[2 + 2 * i] as number,
-          refilledAt: s.reply[3 + 2 * i] as number,
-        };
-        full = untilFull(s.list[i] as Policy, state, storeNow) <= 0;
+    for (const [list, keys] of this.#seen) {
+      for (const [key, s] of keys) {
+        const storeNow = now - s.offset;
+        let full = true;
+        for (let i = 0; i < list.length && full; i++) {
+          const state = {
+            tokens: s.reply[2 + 2 * i] as number,
+            refilledAt: s.reply[3 + 2 * i] as number,
+          };
+          full = untilFull(list[i] as Policy, state, storeNow) <= 0;
+        }
+        if (full) {
+          keys.delete(key);
+          this.#seenCount--;
+        }
       }
-      if (full) this.#seen.delete(key);
+      if (keys.size === 0) this.#seen.delete(list);
     }
-    trimOldest(this.#seen);
+    // Still over 90%: down to half, oldest lists and keys first.
+    if (this.#seenCount < MAX_KEYS * 0.9) return;
+    for (const [list, keys] of this.#seen) {
+      for (const key of keys.keys()) {
+        if (this.#seenCount <= MAX_KEYS / 2) break;
+        keys.delete(key);
+        this.#seenCount--;
+      }
+      if (keys.size === 0) this.#seen.delete(list);
+      if (this.#seenCount <= MAX_KEYS / 2) break;
+    }
   }
 
   #succeeded(): void {
@@ -802,8 +839,8 @@ export class Guard {
     if (!this.#fallingBack) this.#fellBack(true);
     const insurance = this.#insurance;
     if (insurance !== undefined) {
-      const seen = this.#seen.get(key);
-      if (seen !== undefined && seen.list === list) return this.#continue(seen, cost, spend);
+      const seen = this.#seen.get(list)?.get(key);
+      if (seen !== undefined) return this.#continue(seen, cost, spend);
       const scaled = this.#scale(list);
       return decide(scaled, insurance.consume(key, scaled, cost, spend), cost, "insurance");
     }
@@ -884,16 +921,6 @@ function shrink(
 ): void {
   if (map.size === 0) denials.delete(key);
   else if (map.size === 1) denials.set(key, map.values().next().value as Denial);
-}
-
-/** trimOldest halves a map that is still over 90% of MAX_KEYS, oldest entries first. */
-function trimOldest(map: Map<string, unknown>): void {
-  if (map.size < MAX_KEYS * 0.9) return;
-  let drop = map.size - MAX_KEYS / 2;
-  for (const key of map.keys()) {
-    if (drop-- <= 0) break;
-    map.delete(key);
-  }
 }
 
 /** cachedDecision answers from a denial still in force; only the wait has moved on. */

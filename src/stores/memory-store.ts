@@ -36,11 +36,24 @@ export type EvictionListener = (kind: "active" | "throttled", policy: string, ke
 /** MemoryStoreStats counts what a MemoryStore holds and has evicted since it was built. */
 export interface MemoryStoreStats {
   trackedKeys: number;
+  /** Policies whose buckets it holds: one table each, dropped once it holds none. */
+  policies: number;
   evictions: Record<EvictionKind, number>;
 }
 
 const OPTIONS = ["maxKeys", "clock", "onEvict"];
-const MIN_SLOTS = 64;
+const MIN_SLOTS = 8;
+/**
+ * Tables (one per policy name) a store holds before a new one first drops
+ * the tables that hold no bucket; the count doubles after each trim.
+ */
+const TRIM_TABLES_AT = 1024;
+/**
+ * Most tables a store keeps: a caller naming a policy per client (the
+ * gateway's buckets under one domain key, on a fallback store) past this
+ * many loses the oldest tables whole, their buckets evicted as at maxKeys.
+ */
+const MAX_TABLES = 65_536;
 /** A `blocked` time meaning no block: below every clock's now. */
 const NONE = Number.NEGATIVE_INFINITY;
 /** Added to an eviction score to evict throttled and blocked clients last: above any wait (at most 2^53). */
@@ -279,6 +292,7 @@ export class MemoryStore implements Store {
   #lastHash = 0;
   #evictions: Record<EvictionKind, number> = { full: 0, active: 0, throttled: 0 };
   #scores = new Float64Array(0);
+  #trimTablesAt = TRIM_TABLES_AT;
 
   constructor(options: MemoryStoreOptions = {}) {
     checkOptions(options, OPTIONS, {
@@ -597,7 +611,7 @@ export class MemoryStore implements Store {
   stats(): MemoryStoreStats {
     let trackedKeys = 0;
     for (const t of this.#tables.values()) trackedKeys += t.size;
-    return { trackedKeys, evictions: { ...this.#evictions } };
+    return { trackedKeys, policies: this.#tables.size, evictions: { ...this.#evictions } };
   }
 
   /** close forgets every bucket. */
@@ -627,6 +641,7 @@ export class MemoryStore implements Store {
     for (const p of policies) {
       let table = this.#tables.get(p.name);
       if (table === undefined) {
+        if (this.#tables.size >= this.#trimTablesAt) this.#trimTables(policies);
         table = new Table(p);
         this.#tables.set(p.name, table);
       }
@@ -634,6 +649,45 @@ export class MemoryStore implements Store {
     }
     while (this.#states.length < tables.length) this.#states.push({ tokens: 0, refilledAt: 0 });
     return tables;
+  }
+
+  /**
+   * trimTables runs when a new policy name would pass the count the last
+   * trim left: every table not in use is swept of buckets that are full
+   * again and dropped once it holds none; past MAX_TABLES the oldest go whole
+   * (down to three quarters of it), each bucket evicted as at maxKeys. So a
+   * caller that names a policy per client keeps a table only while its
+   * bucket is not full, and never more than MAX_TABLES.
+   */
+  #trimTables(using: readonly Policy[]): void {
+    const now = this.clock();
+    const inUse = (name: string, table: Table) =>
+      using.some((p) => p.name === name) || this.#lastTables.includes(table);
+    for (const [name, table] of this.#tables) {
+      if (inUse(name, table)) continue;
+      this.#sweep(table, now);
+      if (table.size === 0) this.#tables.delete(name);
+    }
+    if (this.#tables.size >= MAX_TABLES) {
+      for (const [name, table] of this.#tables) {
+        if (this.#tables.size < (MAX_TABLES * 3) / 4) break;
+        if (inUse(name, table)) continue;
+        this.#evictTable(name, table);
+      }
+    }
+    this.#trimTablesAt = Math.min(MAX_TABLES, Math.max(TRIM_TABLES_AT, 2 * this.#tables.size));
+  }
+
+  /** evictTable drops a whole table, each bucket it holds counted and heard as evicted. */
+  #evictTable(name: string, table: Table): void {
+    this.#tables.delete(name);
+    for (let slot = 0; slot < table.used; slot++) {
+      const key = table.keys[slot];
+      if (key === undefined) continue;
+      const kind = table.throttled[slot] ? "throttled" : "active";
+      this.#evictions[kind]++;
+      this.onEvict?.(kind, name, key);
+    }
   }
 
   #insert(table: Table, key: string, h: number, now: number): number {

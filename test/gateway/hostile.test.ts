@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildConfig, parseConfigFile } from "../../src/gateway/config.js";
-import { Engine } from "../../src/gateway/engine.js";
+import { Engine, type Verdict } from "../../src/gateway/engine.js";
 import { PROTO_FILES, protoRoot } from "../../src/gateway/grpc.js";
 import { GatewayMetrics } from "../../src/gateway/metrics.js";
 import { ServeError, startServe } from "../../src/gateway/serve.js";
@@ -282,6 +282,61 @@ describe("Engine on a network store", () => {
       expect(lists).toHaveLength(1);
       expect(lists[0]).toHaveLength(2);
       expect(new Set(lists[0]).size).toBe(2);
+    } finally {
+      await limiter.close();
+    }
+  });
+});
+
+describe("Engine on a failing network store", () => {
+  const config = buildConfig([
+    parseConfigFile(
+      "f.yaml",
+      "domain: edge\ndescriptors:\n  - key: ip\n    rate_limit: { unit: minute, requests_per_unit: 5 }\n",
+    ),
+  ]);
+  const ip = (value: string) => [[{ key: "ip", value }]];
+
+  it("a client the store drained stays drained on the fallback after another client of its domain", async () => {
+    let now = 1_000_000;
+    const clock = () => now;
+    const inner = new MemoryStore({ clock });
+    let down = false;
+    const store: Store = {
+      timeout: 50,
+      clock,
+      consume: async (key, policies, cost, spend) => {
+        if (down) throw new Error("down");
+        return [...inner.consume(key, policies, cost, spend)];
+      },
+      reset: () => {},
+    };
+    const limiter = new RateLimiter({
+      policy: { capacity: 1, refillRate: 1, interval: 1000 },
+      store,
+      clock,
+      instances: 1,
+      cacheDenials: false,
+      topLimited: false,
+    });
+    const engine = new Engine(
+      limiter,
+      config,
+      { shadow: false, local: false },
+      new GatewayMetrics(),
+    );
+    const code = async (value: string) =>
+      ((await engine.decide("edge", ip(value), 1)) as Verdict).code;
+    try {
+      const up: string[] = [];
+      for (let i = 0; i < 6; i++) up.push(await code("attacker"));
+      expect(up).toEqual(["OK", "OK", "OK", "OK", "OK", "OVER_LIMIT"]);
+      expect(await code("victim")).toBe("OK");
+      down = true;
+      now += 1000;
+      // A minute's five, spent through the store: the fallback continues from there.
+      expect(await code("attacker")).toBe("OVER_LIMIT");
+      expect(await code("victim")).toBe("OK");
     } finally {
       await limiter.close();
     }
