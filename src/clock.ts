@@ -1,3 +1,5 @@
+import { ConfigError } from "./core/errors.js";
+
 /** Clock returns the current time in epoch milliseconds. */
 export type Clock = () => number;
 
@@ -83,3 +85,31 @@ export const turnNow: Clock = () =>
 /** turnMonotonic is `performance.now()`, read once per event-loop turn: for timing within this process. */
 export const turnMonotonic: Clock = () =>
   performance.now === nativePerformanceNow ? monotonic.get(readPerformance) : performance.now();
+
+/**
+ * checkClock reads a clock the user gave once, when the limiter or store is
+ * built: one that returns no number (`clock: Date`, which returns a string)
+ * would make every decision NaN, so it is refused, naming `option`, what it
+ * returned and the fix.
+ */
+export function checkClock(clock: Clock, option: string): void {
+  let now: unknown;
+  try {
+    now = clock();
+  } catch (error) {
+    throw new ConfigError(
+      option,
+      clock,
+      `must return epoch milliseconds, but it threw (${error instanceof Error ? error.message : String(error)})`,
+      "pass clock: () => Date.now(), or a fake clock in tests",
+    );
+  }
+  if (typeof now !== "number" || !Number.isFinite(now)) {
+    throw new ConfigError(
+      option,
+      now,
+      "must return epoch milliseconds as a finite number (it is read once when built)",
+      "pass clock: Date.now or () => Date.now() (not Date, which returns a string), or a fake clock returning a number",
+    );
+  }
+}

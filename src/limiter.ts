@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { type Clock, turnNow } from "./clock.js";
+import { type Clock, checkClock, turnNow } from "./clock.js";
 import {
   BLOCK_STARTED,
   type Decision,
@@ -177,7 +177,7 @@ export class RateLimiter {
         "pass clock: () => Date.now(), or a fake clock in tests",
       );
     }
-    if (options.clock !== undefined) checkClock(clock);
+    if (options.clock !== undefined) checkClock(clock, "clock");
     this.clock = clock;
     const store = options.store ?? new MemoryStore({ clock });
     if (typeof store !== "object" || store === null || typeof store.consume !== "function") {
@@ -705,33 +705,6 @@ export class RateLimiter {
     assertKey(key);
     if (cost !== 1 || list.length > 1) assertCost(cost, list);
     return this.#decider(key, cost, spend, list);
-  }
-}
-
-/**
- * checkClock reads a clock the user gave once, when the limiter is built: one
- * that returns no number (`clock: Date`, which returns a string) would make
- * every decision NaN, so it is refused here, naming what it returned.
- */
-function checkClock(clock: Clock): void {
-  let now: unknown;
-  try {
-    now = clock();
-  } catch (error) {
-    throw new ConfigError(
-      "clock",
-      clock,
-      `must return epoch milliseconds, but it threw (${error instanceof Error ? error.message : String(error)})`,
-      "pass clock: () => Date.now(), or a fake clock in tests",
-    );
-  }
-  if (typeof now !== "number" || !Number.isFinite(now)) {
-    throw new ConfigError(
-      "clock",
-      now,
-      "must return epoch milliseconds as a finite number (it is read once when the limiter is built)",
-      "pass clock: Date.now or () => Date.now() (not Date, which returns a string), or a fake clock returning a number",
-    );
   }
 }
 
