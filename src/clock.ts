@@ -87,8 +87,7 @@ export const turnMonotonic: Clock = () =>
   performance.now === nativePerformanceNow ? monotonic.get(readPerformance) : performance.now();
 
 /**
- * checkClock reads a clock the user gave once, when the limiter or store is
- * built: one that returns no number (`clock: Date`, which returns a string)
+ * checkClock reads a clock the user gave once, when the limiter is built: one that returns no number (`clock: Date`, which returns a string)
  * would make every decision NaN, so it is refused, naming `option`, what it
  * returned and the fix.
  */
