@@ -44,7 +44,8 @@ interface Waiter {
 /** Line is one key's queue: only its head asks the store, the others wait their turn. */
 interface Line {
   readonly key: string;
-  readonly waiters: Waiter[];
+  /** In arrival order; a Set, so one leaving (an abort, a maxWait) is O(1) however long the line. */
+  readonly waiters: Set<Waiter>;
   /** The head's sleep until its tokens are due. */
   timer: ReturnType<typeof setTimeout> | undefined;
   /** A store call for the head is in flight. */
@@ -115,7 +116,9 @@ export class Waiters {
     const error = new ClosedError("the RateLimiter");
     for (const line of this.#lines.values()) {
       clearTimeout(line.timer);
-      for (const w of line.waiters.splice(0)) this.#settle(w).reject(error);
+      const all = [...line.waiters];
+      line.waiters.clear();
+      for (const w of all) this.#settle(w).reject(error);
     }
     this.#lines.clear();
   }
@@ -150,7 +153,7 @@ export class Waiters {
     if (signal?.aborted === true) throw reasonOf(signal);
     let line = this.#lines.get(key);
     const now = performance.now();
-    if (line !== undefined && line.waiters.length > 0) {
+    if (line !== undefined && line.waiters.size > 0) {
       // Those ahead spend first, so the bucket's own wait for this cost is the least it can be.
       const least = this.#due(line, cost, now);
       if (least > maxWait) throw new WaitTimeoutError(key, cost, least, maxWait);
@@ -169,7 +172,7 @@ export class Waiters {
       if (line === undefined) {
         line = {
           key,
-          waiters: [],
+          waiters: new Set(),
           timer: undefined,
           busy: false,
           last: undefined,
@@ -187,12 +190,12 @@ export class Waiters {
           signal.addEventListener("abort", w.onAbort, { once: true });
         } catch (error) {
           // Before the waiter joins: a signal that throws leaves nothing behind to block the key.
-          if (mine.waiters.length === 0) this.#lines.delete(key);
+          if (mine.waiters.size === 0) this.#lines.delete(key);
           throw error;
         }
       }
-      mine.waiters.push(w);
-      if (mine.waiters.length === 1) {
+      mine.waiters.add(w);
+      if (mine.waiters.size === 1) {
         this.#pump(mine);
       } else if (maxWait <= MAX_TIMER) {
         // Its deadline while it waits behind others; a longer maxWait is checked when it is the head.
@@ -216,7 +219,7 @@ export class Waiters {
    */
   #pump(line: Line): void {
     while (!line.busy && line.timer === undefined) {
-      const head = line.waiters[0];
+      const head = headOf(line);
       if (head === undefined) {
         if (this.#lines.get(line.key) === line) this.#lines.delete(line.key);
         return;
@@ -273,13 +276,13 @@ export class Waiters {
     line.lastCost = head.cost;
     line.lastAt = performance.now();
     line.denied = false;
-    const first = line.waiters[0];
+    const first = headOf(line);
     if (d.allowed) {
       // Aborted (or timed out) while its call was in flight: the tokens are
       // spent, so they go to the next waiter if it asked for as many.
       const to = first === head || first?.cost === head.cost ? first : undefined;
       if (to !== undefined) {
-        line.waiters.shift();
+        line.waiters.delete(to);
         this.#settle(to).resolve(d);
       }
       return;
@@ -335,11 +338,10 @@ export class Waiters {
 
   /** leave takes `w` out of its line at once and rejects it; the next head is served. */
   #leave(line: Line, w: Waiter, error: unknown): void {
-    const at = line.waiters.indexOf(w);
-    if (at < 0) return;
-    line.waiters.splice(at, 1);
+    const wasHead = headOf(line) === w;
+    if (!line.waiters.delete(w)) return;
     this.#settle(w).reject(error);
-    if (at !== 0) return;
+    if (!wasHead) return;
     line.denied = false;
     if (line.timer !== undefined) {
       clearTimeout(line.timer);
@@ -370,4 +372,9 @@ function isSignal(value: unknown): value is AbortSignal {
 /** reasonOf is why `signal` aborted: its reason, or an AbortError when it gives none (a polyfill). */
 function reasonOf(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("This operation was aborted", "AbortError");
+}
+
+/** headOf is the line's first waiter, the one that asks the store. */
+function headOf(line: Line): Waiter | undefined {
+  return line.waiters.values().next().value;
 }
