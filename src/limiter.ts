@@ -617,6 +617,11 @@ export class RateLimiter {
    * `count` may overstate by at most its `error`. Empty with `topLimited: false`.
    */
   topLimited(n = 10): TopKey[] {
+    if (!(Number.isInteger(n) && n >= 0) && n !== Number.POSITIVE_INFINITY) {
+      throw new RangeError(
+        `floodgate: topLimited(n) takes a whole number of keys >= 0 (or Infinity for all), got ${describe(n)}`,
+      );
+    }
     return this.#top?.top(n, this.clock()) ?? [];
   }
 

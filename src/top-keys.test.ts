@@ -65,4 +65,14 @@ describe("TopLimited", () => {
     expect(t.top(10, 2100).map((x) => x.key)).toEqual(["new"]);
     expect(t.top(10, 10_000)).toEqual([]);
   });
+
+  it("after the clock steps back a year, forgets within two windows, not a year", () => {
+    const year = 365 * 86_400_000;
+    const t = new TopLimited(10, 1000);
+    t.add("before", 2 * year);
+    expect(t.top(10, year).map((x) => x.key)).toEqual(["before"]);
+    t.add("after", year + 500);
+    expect(t.top(10, year + 1500).map((x) => x.key)).toEqual(["after", "before"]);
+    expect(t.top(10, year + 2000)).toEqual([]);
+  });
 });

@@ -162,6 +162,12 @@ export class TopLimited {
 
   #rotate(now: number): void {
     const elapsed = now - this.#startedAt;
+    if (elapsed < 0) {
+      // The clock stepped back: this window starts now, so what it holds ages
+      // out within two windows instead of when the clock catches up.
+      this.#startedAt = now;
+      return;
+    }
     if (elapsed < this.window) return;
     const adjacent = elapsed < 2 * this.window;
     this.#previous = adjacent ? this.#current : new SpaceSaving(this.size);

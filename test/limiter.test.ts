@@ -60,6 +60,11 @@ describe("RateLimiter", () => {
       expect(again).toMatchObject({ allowed: false, retryAfter: 1000, now: t });
       expect(limited).toEqual(["k", "k"]);
       expect(limiter.topLimited()).toEqual([{ key: "k", count: 2, error: 0 }]);
+      // A count that is no whole number >= 0 is refused, not read (topLimited(-1) gave all but one).
+      for (const n of [-1, 1.5, Number.NaN]) {
+        expect(() => limiter.topLimited(n)).toThrow(/topLimited\(n\) takes a whole number/);
+      }
+      expect(limiter.topLimited(0)).toEqual([]);
       t += 1;
       const later = await limiter.consume("k");
       expect(later).not.toBe(first);
