@@ -2,7 +2,7 @@
 // `npm start` does, on a free port, answering the tutorial's burst.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { DemoConfigError, readConfig } from "../src/demo/config.js";
@@ -108,6 +108,37 @@ describe("the demo service (npm start)", () => {
     expect(await exited(run)).toBe(0);
   });
 
+  it("stops within its drain deadline on SIGTERM though clients hold connections open", async () => {
+    const run = start({});
+    const url = new URL(await listening(run));
+    // One client connected and silent, one halfway through its headers, one mid-body.
+    const sockets = [
+      "",
+      "GET /data HTTP/1.1\r\nHost: x\r\n",
+      "POST /data HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab",
+    ].map((text) => {
+      const socket = connect(Number(url.port), url.hostname);
+      socket.on("error", () => {});
+      if (text !== "") socket.write(text);
+      return socket;
+    });
+    try {
+      await Promise.all(sockets.map((s) => once(s, "connect").catch(() => undefined)));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const started = Date.now();
+      run.child.kill("SIGTERM");
+      const code = await Promise.race([
+        exited(run),
+        new Promise<string>((resolve) => setTimeout(() => resolve("still running"), 15_000)),
+      ]);
+      expect(code).toBe(0);
+      expect(Date.now() - started).toBeLessThan(12_000);
+      expect(run.stdout()).toMatch(/stopped \(SIGTERM\)/);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+
   it("explains a bad setting in one line, without a stack trace", async () => {
     const run = start({ RATE_LIMIT_CAPACITY: "ten" });
     expect(await exited(run)).toBe(1);
@@ -160,6 +191,11 @@ describe("demo settings", () => {
       "1s",
       /RATE_LIMIT_INTERVAL_MS must be a whole number from 1 to 31536000000/,
     ],
+    ["REDIS_URL", "redis://127.0.0.1:99999", /REDIS_URL must be a URL with a host and a port/],
+    ["REDIS_URL", "redis://", /REDIS_URL must be a URL with a host/],
+    ["REDIS_URL", "redis://[::1", /REDIS_URL must be a URL with a host/],
+    ["REDIS_URL", "http://u:s3cret@h:6379", /got "http:\/\/\*\*\*@h:6379"/],
+    ["REDIS_URL", "redis://:s3cret@h:0", /got "redis:\/\/\*\*\*@h:0"; e\.g\. REDIS_URL=redis/],
   ])("refuse %s=%s", (name, value, message) => {
     expect(() => readConfig({ [name]: value })).toThrow(DemoConfigError);
     expect(() => readConfig({ [name]: value })).toThrow(message);

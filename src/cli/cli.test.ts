@@ -87,3 +87,59 @@ describe("floodgate probe as a child process", () => {
     );
   });
 });
+
+describe("floodgate serve's flags", () => {
+  const CONFIG = join(
+    ROOT,
+    "test",
+    "gateway",
+    "fixtures",
+    "envoyproxy-ratelimit",
+    "example-1.yaml",
+  );
+
+  it("refuses an empty --host, which would listen on every interface, naming the flag and the fix", async () => {
+    const { code, stderr } = await cli([
+      "serve",
+      "--config",
+      CONFIG,
+      "--host",
+      "",
+      "--port",
+      "0",
+      "--grpc-port",
+      "off",
+    ]);
+    expect(stderr).toBe(
+      'floodgate serve: --host "" is empty; give the address to listen on: 127.0.0.1 (this machine only, the default) or 0.0.0.0 (every interface)\n',
+    );
+    expect(code).toBe(2);
+  });
+
+  it.each(["0x10", "1e3", " 50"])(
+    "refuses --timeout %j, which is not whole milliseconds",
+    async (t) => {
+      const { code, stderr } = await cli([
+        "serve",
+        "--config",
+        CONFIG,
+        "--port",
+        "0",
+        "--grpc-port",
+        "off",
+        "--timeout",
+        t,
+      ]);
+      expect(stderr).toBe(
+        `floodgate serve: --timeout ${JSON.stringify(t)} must be whole milliseconds from 1 to 60000\n`,
+      );
+      expect(code).toBe(2);
+    },
+  );
+
+  it("points an unknown flag to the help", async () => {
+    const { code, stderr } = await cli(["serve", "--config", CONFIG, "--bogus"]);
+    expect(stderr).toBe("floodgate serve: Unknown option '--bogus' (see floodgate serve --help)\n");
+    expect(code).toBe(2);
+  });
+});

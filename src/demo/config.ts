@@ -42,13 +42,30 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
+/** hasHost tells whether `url` parses as a URL with a host and, if it names one, a port from 1 to 65535. */
+function hasHost(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.hostname !== "" && u.port !== "0";
+  } catch {
+    return false;
+  }
+}
+
 /** readConfig reads the demo's settings from `env`; it throws DemoConfigError on a bad value. */
 export function readConfig(env: Env): DemoConfig {
   const host = (env.HOST ?? "").trim();
   const redisUrl = (env.REDIS_URL ?? "").trim();
+  // The password, if any, stays out of the terminal.
+  const shown = redisUrl.replace(/\/\/[^@/]*@/, "//***@");
   if (redisUrl !== "" && !/^(rediss?|valkeys?):\/\//.test(redisUrl)) {
     throw new DemoConfigError(
-      `REDIS_URL must be a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}; e.g. REDIS_URL=redis://127.0.0.1:6379`,
+      `REDIS_URL must be a redis:// or rediss:// URL, got ${JSON.stringify(shown)}; e.g. REDIS_URL=redis://127.0.0.1:6379`,
+    );
+  }
+  if (redisUrl !== "" && !hasHost(redisUrl)) {
+    throw new DemoConfigError(
+      `REDIS_URL must be a URL with a host and a port from 1 to 65535, got ${JSON.stringify(shown)}; e.g. REDIS_URL=redis://127.0.0.1:6379`,
     );
   }
   return {

@@ -5,6 +5,10 @@ import { buildDemo, createLimiter, policyOf, storeName } from "./app.js";
 import { DemoConfigError, readConfig } from "./config.js";
 
 const PREFIX = "floodgate demo:";
+/** On SIGTERM/SIGINT: how long requests in flight may take before their connections are cut. */
+const DRAIN_MS = 5000;
+/** Then how long the store may take to close before the process exits anyway. */
+const CLOSE_MS = 5000;
 
 function fail(message: string): never {
   process.stderr.write(`${PREFIX} ${message}\n`);
@@ -64,13 +68,30 @@ async function main(): Promise<void> {
     // A second signal while closing means "now".
     if (stopping) process.exit(130);
     stopping = true;
+    // Requests in flight get DRAIN_MS to finish; then every connection still
+    // open (a client that connected and sent nothing, or half a request, a
+    // slow upload) is cut, so that closing never waits on a client.
+    const drain = setTimeout(() => app.server.closeAllConnections(), DRAIN_MS);
+    drain.unref();
+    // Whatever else would hold the process (a store that will not close), it exits.
+    const deadline = setTimeout(
+      () => fail(`could not stop within ${(DRAIN_MS + CLOSE_MS) / 1000} s (${signal}); exiting`),
+      DRAIN_MS + CLOSE_MS,
+    );
+    deadline.unref();
     app
       .close()
-      .then(() => limiter.close())
+      .then(() => {
+        clearTimeout(drain);
+        return limiter.close();
+      })
       .then(
         () => {
+          clearTimeout(deadline);
           process.stdout.write(`${PREFIX} stopped (${signal})\n`);
           process.exitCode = 0;
+          // Stopped: a client library still retrying (a Redis that never answered) must not keep it alive.
+          setTimeout(() => process.exit(0), 1000).unref();
         },
         (error: unknown) => fail(`could not stop cleanly: ${String(error)}`),
       );

@@ -82,24 +82,34 @@ export function parseServeArgs(
       allowPositionals: false,
     }));
   } catch (error) {
-    throw new ServeError((error as Error).message.replace(/\s*\n\s*/g, " "));
+    throw new ServeError(
+      `${(error as Error).message.replace(/\s*\n\s*/g, " ")} (see floodgate serve --help)`,
+    );
   }
   const config = values.config as string | undefined;
   if (config === undefined)
     throw new ServeError("--config is required: floodgate serve --config floodgate.yaml");
   const grpcText = values["grpc-port"] as string | undefined;
   const timeoutText = (values.timeout as string | undefined) ?? "50";
-  const timeout = Number(timeoutText);
-  if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) {
+  // Digits only: Number() would also take "0x10", "1e3" and " 5 ".
+  const timeout = /^\d{1,5}$/.test(timeoutText) ? Number(timeoutText) : Number.NaN;
+  if (!(timeout >= 1 && timeout <= 60_000)) {
     throw new ServeError(
       `--timeout ${JSON.stringify(timeoutText)} must be whole milliseconds from 1 to 60000`,
+    );
+  }
+  const host = (values.host as string | undefined) ?? "127.0.0.1";
+  // An empty host (--host "$HOST" with HOST unset) would make node listen on every interface.
+  if (host.trim() === "") {
+    throw new ServeError(
+      `--host ${JSON.stringify(host)} is empty; give the address to listen on: 127.0.0.1 (this machine only, the default) or 0.0.0.0 (every interface)`,
     );
   }
   const redis =
     (values.redis as string | undefined) ?? (env.REDIS_URL === "" ? undefined : env.REDIS_URL);
   return {
     config,
-    host: (values.host as string | undefined) ?? "127.0.0.1",
+    host,
     port: port(values.port as string | undefined, 8080, "--port"),
     grpcPort: grpcText === "off" ? null : port(grpcText, 8081, "--grpc-port"),
     redis,
@@ -251,15 +261,22 @@ export async function startServe(
       );
     }
   }
-  const reload = (): boolean => {
+  // The failure last reported: a file left broken is logged and counted once,
+  // not again at every poll and file event (SIGHUP always reports).
+  let failed: string | undefined;
+  const reload = (asked: boolean): boolean => {
     let next: Loaded;
     try {
       next = loadConfig(options.config);
     } catch (error) {
+      const message = (error as Error).message;
+      if (!asked && message === failed) return false;
+      failed = message;
       metrics.reloaded(false);
-      log(`config not reloaded, keeping the current one: ${(error as Error).message}`);
+      log(`config not reloaded, keeping the current one: ${message}`);
       return false;
     }
+    failed = undefined;
     if (next.digest === loaded.digest) return false;
     loaded = next;
     engine.swap(next.config);
@@ -267,7 +284,7 @@ export async function startServe(
     log(`config reloaded: ${[...next.config.domains.keys()].join(", ")}`);
     return true;
   };
-  const unwatch = watchConfig(options.config, reload);
+  const unwatch = watchConfig(options.config, () => reload(false));
   let closing: Promise<void> | undefined;
   const close = (drainMs = 10_000): Promise<void> => {
     closing ??= (async () => {
@@ -292,7 +309,13 @@ export async function startServe(
       `; ${loaded.config.domains.size} domain(s); store ${options.redis === undefined ? "memory" : "Redis"}` +
       (options.shadow ? "; shadow mode: nothing is denied" : ""),
   );
-  return { httpPort, grpcPort: grpc?.port ?? null, engine, reload, close };
+  return {
+    httpPort,
+    grpcPort: grpc?.port ?? null,
+    engine,
+    reload: () => reload(true),
+    close,
+  };
 }
 
 /** runServe is the `serve` command: starts, then waits for SIGTERM/SIGINT; resolves to the exit code. */

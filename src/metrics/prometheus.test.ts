@@ -227,6 +227,45 @@ describe("prometheusMetrics", () => {
     ).toThrow(/nearLimitRatio/);
   });
 
+  it("refuses a registry that already holds its metrics, naming the option and the fix, and registers nothing", async () => {
+    const registry = new Registry();
+    const a = new RateLimiter({ policy: burst });
+    const b = new RateLimiter({ policy: { ...burst, name: "other" } });
+    const first = prometheusMetrics(a, { registry });
+    const again =
+      /option "registry" already holds this metric .*got "floodgate_decisions_total"\. Fix: call stop\(\) on the earlier one first, or give each limiter its own registry or prefix/;
+    expect(() => prometheusMetrics(a, { registry })).toThrow(again);
+    expect(() => prometheusMetrics(b, { registry })).toThrow(again);
+    // Two limiters on one registry: each its own prefix.
+    const second = prometheusMetrics(b, { registry, prefix: "other_" });
+    await b.consume("k");
+    expect(
+      parse(await registry.metrics()).get(
+        'other_floodgate_decisions_total{policy="other",outcome="allowed"}',
+      ),
+    ).toBe(1);
+    second.stop();
+
+    // A name taken by the application's own metric: nothing of floodgate's is left behind.
+    const own = new Registry();
+    const { Gauge } = await import("prom-client");
+    new Gauge({ name: "floodgate_tracked_keys", help: "mine", registers: [own] });
+    expect(() => prometheusMetrics(a, { registry: own })).toThrow(/got "floodgate_tracked_keys"/);
+    expect((await own.getMetricsAsJSON()).map((m) => m.name)).toEqual(["floodgate_tracked_keys"]);
+
+    // stop() is once: stopping the first again leaves the one registered since.
+    first.stop();
+    const third = prometheusMetrics(a, { registry });
+    first.stop();
+    await a.consume("k");
+    expect(
+      parse(await registry.metrics()).get(
+        'floodgate_decisions_total{policy="burst",outcome="allowed"}',
+      ),
+    ).toBe(1);
+    third.stop();
+  });
+
   it("refuses an unknown option and a non-object, which it used to ignore or crash on", () => {
     const limiter = new RateLimiter({ policy: burst });
     expect(() => prometheusMetrics(limiter, { regsitry: new Registry() } as never)).toThrow(

@@ -169,6 +169,35 @@ export function prometheusMetrics(
   const registry = options.registry ?? client.register;
   const registers = [registry];
   const name = (n: string) => `${prefix}floodgate_${n}`;
+  const names = [
+    "decisions_total",
+    "near_limit_total",
+    "store_duration_seconds",
+    "store_errors_total",
+    "fallback_decisions_total",
+    "breaker_open",
+    "tracked_keys",
+    "evictions_total",
+    "refunds_total",
+    "refunded_tokens_total",
+    "settled_tokens_total",
+    "debt_dropped_tokens_total",
+    "blocks_total",
+    "settle_errors_total",
+  ].map(name);
+  // Checked before registering any: prom-client would throw at the first name
+  // taken, leaving the metrics registered before it in the registry for good.
+  const taken = names.find((n) => registry.getSingleMetric(n) !== undefined);
+  if (taken !== undefined) {
+    throw new ConfigError(
+      options.registry === undefined
+        ? "registry (default: prom-client's global register)"
+        : "registry",
+      taken,
+      "already holds this metric (prometheusMetrics was called on it before, for this limiter or another)",
+      'call stop() on the earlier one first, or give each limiter its own registry or prefix: prometheusMetrics(limiter, { registry: new Registry() }) or { prefix: "api_" }',
+    );
+  }
 
   // Per-request counts stay in plain arrays (no label hashing on the hot path)
   // and are copied into prom-client's counters when scraped.
@@ -373,22 +402,7 @@ export function prometheusMetrics(
     limiter.events.on("block", onBlock),
     limiter.events.on("settle-error", onSettleError),
   ];
-  const names = [
-    "decisions_total",
-    "near_limit_total",
-    "store_duration_seconds",
-    "store_errors_total",
-    "fallback_decisions_total",
-    "breaker_open",
-    "tracked_keys",
-    "evictions_total",
-    "refunds_total",
-    "refunded_tokens_total",
-    "settled_tokens_total",
-    "debt_dropped_tokens_total",
-    "blocks_total",
-    "settle_errors_total",
-  ].map(name);
+  let stopped = false;
   return {
     registry,
     get contentType() {
@@ -396,6 +410,9 @@ export function prometheusMetrics(
     },
     metrics: () => registry.metrics(),
     stop() {
+      // Once: a second stop must not remove what a later call registered under the same names.
+      if (stopped) return;
+      stopped = true;
       for (const off of offs) off();
       for (const n of names) registry.removeSingleMetric(n);
     },

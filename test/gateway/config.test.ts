@@ -1,8 +1,10 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { GatewayConfigError, parseConfigFile } from "../../src/gateway/config.js";
 import { match, wildcardMatch } from "../../src/gateway/match.js";
+import { startServe } from "../../src/gateway/serve.js";
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "envoyproxy-ratelimit");
 const load = (name: string) => parseConfigFile(name, readFileSync(join(FIXTURES, name), "utf8"));
@@ -269,5 +271,52 @@ describe("wildcardMatch", () => {
     [["/api/", "/resource/", "/action"], "/api/v1/resource/2/other", false],
   ])("%j ~ %s = %s", (pieces, text, ok) => {
     expect(wildcardMatch(pieces, text)).toBe(ok);
+  });
+});
+
+describe("a config file left broken while serving", () => {
+  it("is reported once, not at every poll, and again once it changes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "floodgate-reload-"));
+    const file = join(dir, "floodgate.yaml");
+    const good = (n: number) =>
+      `domain: edge\ndescriptors:\n  - key: k\n    rate_limit: { unit: second, requests_per_unit: ${n} }\n`;
+    writeFileSync(file, good(5));
+    const logs: string[] = [];
+    const running = await startServe(
+      {
+        config: file,
+        host: "127.0.0.1",
+        port: 0,
+        grpcPort: null,
+        redis: undefined,
+        timeout: 50,
+        shadow: false,
+      },
+      (line) => logs.push(line),
+    );
+    const failures = () => logs.filter((l) => l.startsWith("config not reloaded")).length;
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      writeFileSync(file, "domain: [\n");
+      // The watcher polls every second: three polls and the file event.
+      await sleep(3200);
+      expect(failures()).toBe(1);
+      rmSync(file);
+      await sleep(1500);
+      expect(failures()).toBe(2);
+      expect(logs.at(-1)).toMatch(/does not exist/);
+      // SIGHUP (reload) always answers.
+      expect(running.reload()).toBe(false);
+      expect(failures()).toBe(3);
+      writeFileSync(file, good(7));
+      await sleep(1500);
+      expect(logs.at(-1)).toMatch(/^config reloaded: edge/);
+      writeFileSync(file, "domain: [\n");
+      await sleep(1500);
+      expect(failures()).toBe(4);
+    } finally {
+      await running.close(100);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
