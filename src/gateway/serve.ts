@@ -345,7 +345,13 @@ export async function runServe(
     const stop = (signal: string) => {
       log(`${signal}: finishing calls in flight, then exiting`);
       process.off("SIGHUP", hup);
-      running.close().then(() => resolve(0));
+      running.close().then(
+        () => resolve(0),
+        (error: unknown) => {
+          log(`could not stop cleanly: ${error instanceof Error ? error.message : String(error)}`);
+          resolve(1);
+        },
+      );
     };
     const hup = () => running.reload();
     process.on("SIGHUP", hup);
