@@ -59,6 +59,15 @@ export async function startGrpc(
   log: (line: string) => void,
 ): Promise<GrpcServer> {
   const { grpc, loader } = await loadGrpc();
+  // grpc-js logs through one logger per process: its lines go through serve's
+  // log, one line each, and the failed bind that serve reports in its own
+  // words ("port ... is in use") is not said twice.
+  grpc.setLogger({
+    error: (...args: unknown[]) => {
+      const line = args.map(String).join(" ");
+      if (!line.startsWith("No address added")) log(`grpc-js: ${line}`);
+    },
+  });
   const root = protoRoot();
   const definition = loader.loadSync(PROTO_FILES, {
     includeDirs: [root],

@@ -256,6 +256,20 @@ describe("the floodgate serve command", () => {
     );
   });
 
+  it("a gRPC port in use: exit 2 and one line (not grpc-js's own as well)", async () => {
+    const file = join(dir, "ok.yaml");
+    writeFileSync(file, CONFIG(TEN));
+    const taken = createServer();
+    const port = await freePort();
+    await new Promise<void>((r) => taken.listen(port, "127.0.0.1", r));
+    const s = serve(["--config", file, "--port", "0", "--grpc-port", String(port)]);
+    expect(await s.exit).toBe(2);
+    taken.close();
+    expect(s.stderr()).toBe(
+      `floodgate serve: gRPC port ${port} on 127.0.0.1 is in use; stop what listens there, or pick another with --grpc-port\n`,
+    );
+  });
+
   it("an unreachable Redis: exit 2 and one line", async () => {
     const file = join(dir, "ok.yaml");
     writeFileSync(file, CONFIG(TEN));
