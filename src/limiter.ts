@@ -9,7 +9,7 @@ import {
 } from "./core/decision.js";
 import { ClosedError, ConfigError, CostError, describe } from "./core/errors.js";
 import { assertKey, boundKey } from "./core/key.js";
-import { checkOptions } from "./core/options.js";
+import { assertCallOptions, checkOptions } from "./core/options.js";
 import {
   checkAmount,
   checkCost,
@@ -740,15 +740,7 @@ function noSupport(operation: AdjustOperation, store: Store): ConfigError {
  */
 function costOf(options: ConsumeOptions | undefined): number {
   if (options === undefined) return 1;
-  // consume(key, 5) is not a cost of 5: refused, not read as { cost: 1 }.
-  if (typeof options !== "object" || options === null) throw badOptions(options);
+  assertCallOptions(options, "{ cost: 5 }");
   const cost = options.cost;
   return cost === undefined ? 1 : cost;
-}
-
-/** badOptions is the TypeError for a call's options that are not an object. */
-function badOptions(options: unknown): TypeError {
-  return new TypeError(
-    `floodgate: a call's options must be an object such as { cost: 5 }, got ${describe(options)}`,
-  );
 }

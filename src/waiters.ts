@@ -2,6 +2,7 @@ import { retryAfter } from "./core/bucket.js";
 import type { Decision } from "./core/decision.js";
 import { ClosedError, ConfigError, CostError, WaitTimeoutError } from "./core/errors.js";
 import { assertKey, boundKey } from "./core/key.js";
+import { assertCallOptions } from "./core/options.js";
 import { checkCost, type Policy } from "./core/policy.js";
 
 /** The longest sleep one timer can take: Node fires a longer one after 1 ms. */
@@ -127,12 +128,7 @@ export class Waiters {
     if (this.#closed) throw new ClosedError("the RateLimiter");
     assertKey(key);
     key = boundKey(key);
-    if (typeof options !== "object" || options === null) {
-      // wait(key, 5) is not a cost of 5: refused, not read as { cost: 1 }.
-      throw new TypeError(
-        `floodgate: wait(key, options) takes an object such as { cost: 1, maxWait: 5000 }, got ${options === null ? "null" : typeof options}`,
-      );
-    }
+    assertCallOptions(options, "{ cost: 1, maxWait: 5000 }");
     const { signal, maxWait = Number.POSITIVE_INFINITY } = options;
     const cost = options.cost === undefined ? 1 : options.cost;
     const problem = checkCost(cost, this.#limiter.policies);

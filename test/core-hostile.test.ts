@@ -240,7 +240,7 @@ describe("a call's options that are not an object", () => {
       );
       expect(await outcome(limiter.peek("k", options as never))).toMatch(/^TypeError/);
       expect(await outcome(limiter.wait("k", options as never))).toMatch(
-        /^TypeError: floodgate: wait\(key, options\) takes an object/,
+        /^TypeError: floodgate: a call's options must be an object such as \{ cost: 1, maxWait: 5000 \}/,
       );
     }
     // Nothing was spent by any of them.

@@ -1,4 +1,4 @@
-import { ConfigError } from "./errors.js";
+import { ConfigError, describe } from "./errors.js";
 
 /** OptionsPlace names an options object and its keys in checkOptions' messages. */
 export interface OptionsPlace {
@@ -87,4 +87,16 @@ export function checkInteger(
     throw new ConfigError(option, value, `must be ${what} from ${min} to ${max}`, fix);
   }
   return value;
+}
+
+/**
+ * assertCallOptions refuses a call's options that are not an object:
+ * `consume(key, 5)` is not a cost of 5, and read as `{}` it would silently
+ * cost 1. `example` shows the call's options (`{ cost: 5 }`).
+ */
+export function assertCallOptions(options: unknown, example: string): asserts options is object {
+  if (typeof options === "object" && options !== null) return;
+  throw new TypeError(
+    `floodgate: a call's options must be an object such as ${example}, got ${describe(options)}`,
+  );
 }
