@@ -9,13 +9,7 @@ import { rateLimit } from "../src/adapters/node/index.js";
 import { keys } from "../src/http/keys.js";
 import type { RateLimitOptions } from "../src/http/options.js";
 import { RedisStore } from "../src/index.js";
-import { describeRedis, type RedisServer, startRedis } from "./helpers/redis-server.js";
-
-const safe = {
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-} as const;
+import { describeRedis, FAIL_FAST, type RedisServer, startRedis } from "./helpers/redis-server.js";
 
 describeRedis("refund and blocks over HTTP on Redis, two instances", () => {
   let redis: RedisServer;
@@ -37,7 +31,7 @@ describeRedis("refund and blocks over HTTP on Redis, two instances", () => {
     prefix: string,
     options: Partial<RateLimitOptions<IncomingMessage, never>>,
   ) {
-    const client = new Redis(redis.port, redis.host, safe);
+    const client = new Redis(redis.port, redis.host, FAIL_FAST);
     clients.push(client);
     await new Promise((r) => client.once("ready", r));
     const limit = rateLimit({

@@ -10,13 +10,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { MemoryStore, RateLimiter, RedisStore } from "../src/index.js";
 import type { RedisClientLike } from "../src/stores/redis/clients.js";
 import { keyId } from "../src/stores/redis/keys.js";
-import { describeRedis, type RedisServer, startRedis } from "./helpers/redis-server.js";
-
-const safe = {
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-} as const;
+import { describeRedis, FAIL_FAST, type RedisServer, startRedis } from "./helpers/redis-server.js";
 
 let prefixes = 0;
 const prefix = () => `hostile${++prefixes}`;
@@ -39,9 +33,9 @@ describeRedis("RedisStore against a hostile redis-server", () => {
 
   beforeAll(async () => {
     server = await startRedis();
-    ioredis = new Redis(server.port, server.host, safe);
+    ioredis = new Redis(server.port, server.host, FAIL_FAST);
     ioredis.on("error", () => {});
-    admin = new Redis(server.port, server.host, safe);
+    admin = new Redis(server.port, server.host, FAIL_FAST);
     admin.on("error", () => {});
     node5 = createClient({ url: server.url, disableOfflineQueue: true });
     node5.on("error", () => {});

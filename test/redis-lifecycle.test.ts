@@ -16,6 +16,7 @@ import { adapt } from "../src/stores/redis/clients.js";
 import { MEMBERS, MEMBERS_SHA } from "../src/stores/redis/members.js";
 import {
   describeRedis,
+  FAIL_FAST,
   freePort,
   HOST,
   type RedisCluster,
@@ -23,12 +24,6 @@ import {
   startCluster,
   startRedis,
 } from "./helpers/redis-server.js";
-
-const safe = {
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-} as const;
 
 let prefixes = 0;
 const prefix = () => `life${++prefixes}`;
@@ -89,7 +84,7 @@ describeRedis("RedisStore lifecycle against redis-server", () => {
   it("ready() on a client passed before it connected waits for it (node-redis 5 and 4, ioredis lazyConnect)", async () => {
     const node5 = createClient({ url: server.url, disableOfflineQueue: true });
     const node4 = createClient4({ url: server.url, disableOfflineQueue: true });
-    const lazy = new Redis(server.port, HOST, { ...safe, lazyConnect: true });
+    const lazy = new Redis(server.port, HOST, { ...FAIL_FAST, lazyConnect: true });
     try {
       for (const [client, connect] of [
         [node5, () => node5.connect()],
@@ -163,7 +158,7 @@ describeRedis("RedisStore lifecycle against redis-server", () => {
   });
 
   it("after close(), consume, reset, members and ready reject with ClosedError; a client you passed stays open", async () => {
-    const client = new Redis(server.port, HOST, safe);
+    const client = new Redis(server.port, HOST, FAIL_FAST);
     await new Promise((r) => client.once("ready", r));
     try {
       const owned = new RedisStore({ url: server.url, prefix: prefix() });
@@ -237,7 +232,7 @@ describeRedis("RedisStore lifecycle against redis-server", () => {
   });
 
   it("close() answers a members() call still waiting on a paused server with ClosedError", async () => {
-    const client = new Redis(server.port, HOST, safe);
+    const client = new Redis(server.port, HOST, FAIL_FAST);
     await new Promise((r) => client.once("ready", r));
     try {
       const store = new RedisStore({ client, prefix: prefix(), timeout: 60_000 });
@@ -266,7 +261,7 @@ describeRedis("RedisStore lifecycle against redis-server", () => {
 
   it("members() works through iovalkey, node-redis 5 and 4", async () => {
     const p = prefix();
-    const valkey = new Valkey(server.port, HOST, safe);
+    const valkey = new Valkey(server.port, HOST, FAIL_FAST);
     const node5 = createClient({ url: server.url, disableOfflineQueue: true });
     const node4 = createClient4({ url: server.url, disableOfflineQueue: true });
     await Promise.all([
@@ -317,7 +312,7 @@ describeRedis("RedisStore reads maxmemory-policy at connect", () => {
   it("says nothing under noeviction, or when switched off, for a url or your client", async () => {
     const quiet = await start(["--maxmemory-policy", "noeviction"]);
     const loud = await start(["--maxmemory-policy", "volatile-ttl"]);
-    const client = new Redis(loud.port, HOST, safe);
+    const client = new Redis(loud.port, HOST, FAIL_FAST);
     try {
       const seen = await warningsDuring(async () => {
         const a = new RedisStore({ url: quiet.url });

@@ -9,6 +9,7 @@ import { keyId } from "../src/stores/redis/keys.js";
 import { SCRIPT, SHA } from "../src/stores/redis/script.js";
 import {
   describeRedis,
+  FAIL_FAST,
   type RedisCluster,
   type RedisServer,
   startCluster,
@@ -17,12 +18,6 @@ import {
 import { storeContract } from "./store-contract.js";
 
 /** Options every client here gets, as docs/readme/redis.md advises. */
-const safe = {
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-} as const;
-
 let prefixes = 0;
 const prefix = () => `t${++prefixes}`;
 
@@ -35,8 +30,8 @@ describeRedis("RedisStore against redis-server", () => {
 
   beforeAll(async () => {
     server = await startRedis();
-    ioredis = new Redis(server.port, server.host, safe);
-    valkey = new Valkey(server.port, server.host, safe);
+    ioredis = new Redis(server.port, server.host, FAIL_FAST);
+    valkey = new Valkey(server.port, server.host, FAIL_FAST);
     node5 = createClient({ url: server.url, disableOfflineQueue: true });
     node4 = createClient4({ url: server.url, disableOfflineQueue: true });
     await Promise.all([

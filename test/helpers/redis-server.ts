@@ -17,6 +17,17 @@ export const REDIS_CLI = process.env.REDIS_CLI ?? "/usr/bin/redis-cli";
 export const HOST = "127.0.0.1";
 
 /** hasRedis tells whether redis-server is installed; under CI=true its absence is an error. */
+/**
+ * FAIL_FAST is ioredis's options for tests that stop, pause or flush Redis:
+ * a command sent while disconnected fails at once instead of queueing, and
+ * nothing is re-sent after a reconnect, so each call's outcome is its own.
+ */
+export const FAIL_FAST = {
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+} as const;
+
 export const hasRedis = existsSync(REDIS_SERVER) && existsSync(REDIS_CLI);
 let warned = false;
 
