@@ -169,11 +169,17 @@ function syncSetup() {
   return { timers, store, guard, ask };
 }
 
-function setup(
-  options: { instances?: number; learn?: number; mode?: StoreErrorMode; cache?: boolean } = {},
+function setup<S extends FakeStore = FakeStore>(
+  options: {
+    instances?: number;
+    learn?: number;
+    mode?: StoreErrorMode;
+    cache?: boolean;
+    store?: S;
+  } = {},
 ) {
   const timers = new ManualTimers();
-  const store = new FakeStore(options.learn);
+  const store = (options.store ?? new FakeStore(options.learn)) as S;
   const events = new LimiterEvents();
   const guard = new Guard({
     store,
@@ -447,19 +453,7 @@ describe("Guard: an error about one key's data is no outage", () => {
     }
   }
   function keySetup() {
-    const timers = new ManualTimers();
-    const store = new KeyStore();
-    const events = new LimiterEvents();
-    const guard = new Guard({
-      store,
-      timeout: TIMEOUT,
-      clock: () => timers.t,
-      onStoreError: "insurance",
-      instances: 1,
-      cacheDenials: true,
-      events,
-      timers,
-    });
+    const { timers, store, events, guard } = setup({ instances: 1, store: new KeyStore() });
     const errors: string[] = [];
     events.on("store-error", (_e, kind) => errors.push(kind));
     /** fails asks once and has the store fail the call with `message`, then lets 100 ms pass. */
