@@ -4,17 +4,36 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { rateLimit } from "../src/adapters/node/index.js";
 import { keys } from "../src/http/keys.js";
 import type { RateLimitOptions } from "../src/http/options.js";
-import { RedisStore } from "../src/index.js";
+import { type Policy, RedisStore, type StoreReply } from "../src/index.js";
 import { describeRedis, FAIL_FAST, type RedisServer, startRedis } from "./helpers/redis-server.js";
 
 describeRedis("refund and blocks over HTTP on Redis, two instances", () => {
   let redis: RedisServer;
   const clients: Redis[] = [];
   const servers: Server[] = [];
+  /** Refunds (adjust calls) that reached Redis, over every instance. */
+  let landed = 0;
+
+  /**
+   * The refund is sent when the response is, so the client can read its
+   * response (and send the next request) before the refund reaches Redis; the
+   * test waits for it rather than racing it (docs/frameworks.md says so).
+   */
+  class CountingStore extends RedisStore {
+    override async adjust(
+      key: string,
+      policies: readonly Policy[],
+      delta: number,
+    ): Promise<StoreReply> {
+      const reply = await super.adjust(key, policies, delta);
+      landed++;
+      return reply;
+    }
+  }
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -36,7 +55,7 @@ describeRedis("refund and blocks over HTTP on Redis, two instances", () => {
     await new Promise((r) => client.once("ready", r));
     const limit = rateLimit({
       key: keys.header("x-user"),
-      store: new RedisStore({ client, prefix }),
+      store: new CountingStore({ client, prefix }),
       ...options,
     } as Parameters<typeof rateLimit>[0]);
     const server = createServer(async (req, res) => {
@@ -64,6 +83,7 @@ describeRedis("refund and blocks over HTTP on Redis, two instances", () => {
       const r = await post(i % 2 === 0 ? a : b, "right");
       expect(r.status).toBe(200);
       expect(r.headers.get("x-ratelimit-remaining")).toBe("4");
+      await vi.waitFor(() => expect(landed).toBe(i + 1), { timeout: 5_000 });
     }
     for (let i = 4; i >= 0; i--) {
       const r = await post(i % 2 === 0 ? a : b, "wrong");
