@@ -130,7 +130,8 @@ export class LimiterEvents {
 
   constructor() {
     const wants = {} as { [E in LimiterEventName]: boolean };
-    const listeners = {} as Record<LimiterEventName, unknown[]>;
+    // No prototype: "constructor" or "toString" is no event, and has no listeners.
+    const listeners = Object.create(null) as Record<LimiterEventName, unknown[]>;
     for (const name of NAMES) {
       wants[name] = false;
       listeners[name] = [];
@@ -205,9 +206,18 @@ function reportOnce(error: unknown, event: LimiterEventName): void {
   if (reported.has(event)) return;
   reported.add(event);
   process.emitWarning(
-    `a listener for the ${event} event threw (${error instanceof Error ? error.message : String(error)}); later errors from ${event} listeners are not reported`,
+    `a listener for the ${event} event threw (${describeThrown(error)}); later errors from ${event} listeners are not reported`,
     { code: "FLOODGATE_LISTENER_ERROR" },
   );
+}
+
+/** describeThrown tells what a listener threw, never throwing itself (String() of an object without a prototype, or with a toString that throws, does). */
+function describeThrown(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return typeof error === "object" ? "an object" : typeof error;
+  }
 }
 
 /** outcomeOf classifies a spending decision; `shadow` says the caller will not enforce it. */

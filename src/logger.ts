@@ -61,11 +61,56 @@ function loggerFailed(error: unknown): void {
 }
 
 /**
+ * loggable is what of an error a log line may carry: its class, `name`,
+ * `message`, `stack`, a primitive `code`, and the same of its `cause` and of
+ * an AggregateError's `errors`, never its other properties. Clients' keys
+ * ride on those: ioredis and iovalkey put every failed command's arguments,
+ * the bucket keys, on the error (`command.args`), and pino's error
+ * serializer logs every enumerable property. The original still goes to the
+ * limiter's own event listeners.
+ */
+export function loggable(error: unknown, depth = 0): unknown {
+  if (typeof error !== "object" || error === null) return error;
+  const e = error as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
+  let proto: object | null = Error.prototype;
+  let name: unknown;
+  let message: unknown;
+  let stack: unknown;
+  let code: unknown;
+  let cause: unknown;
+  let errors: unknown;
+  try {
+    proto = Object.getPrototypeOf(error) ?? Error.prototype;
+    name = Object.hasOwn(error, "name") ? e.name : undefined;
+    ({ message, stack, code } = e);
+    cause = depth < 4 && "cause" in error ? (error as { cause?: unknown }).cause : undefined;
+    errors = depth < 4 ? (error as { errors?: unknown }).errors : undefined;
+  } catch {
+    // A hostile getter: the class is all that is told.
+  }
+  const safe = Object.create(proto) as Record<string, unknown>;
+  const hidden = (key: string, value: unknown) =>
+    Object.defineProperty(safe, key, { value, writable: true, configurable: true });
+  if (typeof name === "string") safe.name = name;
+  hidden("message", typeof message === "string" ? message : "");
+  if (typeof stack === "string") hidden("stack", stack);
+  if (typeof code === "string" || typeof code === "number") safe.code = code;
+  if (cause !== undefined) hidden("cause", loggable(cause, depth + 1));
+  if (Array.isArray(errors))
+    hidden(
+      "errors",
+      errors.slice(0, 16).map((x) => loggable(x, depth + 1)),
+    );
+  return safe;
+}
+
+/**
  * attachLogger logs what operators act on, each kind at most once per
  * `interval` ms: store errors and timeouts, the breaker opening and closing,
  * the fallback starting and stopping, throttled clients evicted from a full
  * memory store, and listeners that throw. A line carries `suppressed`, the
- * count of lines of its kind held back since the previous one.
+ * count of lines of its kind held back since the previous one, and an error
+ * only as `loggable` keeps it (no client key).
  */
 export function attachLogger(
   events: LimiterEvents,
@@ -93,7 +138,7 @@ export function attachLogger(
     log(
       "warn",
       `store-${kind}`,
-      { err: error },
+      { err: loggable(error) },
       kind === "timeout"
         ? "floodgate: the store missed its deadline; onStoreError decided"
         : "floodgate: a store call failed; onStoreError decided",
@@ -141,7 +186,7 @@ export function attachLogger(
     log(
       "error",
       `listener-${event}`,
-      { err: error, event },
+      { err: loggable(error), event },
       `floodgate: a listener for ${event} threw`,
     );
 }

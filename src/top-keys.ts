@@ -6,6 +6,19 @@ export interface TopKey {
 }
 
 /**
+ * ownCopy returns `key` as a string of its own. V8 keeps a substring of 13
+ * or more characters as a view into the whole string it was cut from, so a
+ * key a key function cut from a client's header, cookie or body
+ * (`cookie.session`, `authorization.split(" ")[1]`) would keep all of it
+ * alive for as long as it is held: a 20-character key, 16 KB or more. Built
+ * on a new slot only, never on the path of a key already held.
+ */
+export function ownCopy(key: string): string {
+  // The concatenation is flattened into a new string, of which the slice is a view.
+  return key.length < 13 ? key : ` ${key}`.slice(1);
+}
+
+/**
  * SpaceSaving keeps the approximate top `size` keys of a stream in fixed
  * memory (Metwally et al.'s space-saving summary over a min-heap). Any key
  * seen more than total/size times is guaranteed to be kept, and each count
@@ -41,6 +54,7 @@ export class SpaceSaving {
       this.#down(this.#pos[slot] as number);
       return;
     }
+    key = ownCopy(key);
     if (this.#keys.length < this.size) {
       const s = this.#keys.length;
       this.#keys.push(key);

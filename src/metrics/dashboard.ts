@@ -4,7 +4,7 @@ import { ConfigError } from "../core/errors.js";
 import { checkInteger, checkOptions } from "../core/options.js";
 import type { Outcome } from "../events.js";
 import type { BreakerState, LimiterStats, RateLimiter } from "../limiter.js";
-import type { TopKey } from "../top-keys.js";
+import { ownCopy, type TopKey } from "../top-keys.js";
 import { page, SCRIPT, STYLE } from "./dashboard-page.js";
 import { DecisionSeries, type PolicySeries } from "./series.js";
 
@@ -208,7 +208,9 @@ export function dashboard(options: DashboardOptions): Dashboard {
     if (blocks.size >= MAX_BLOCKED) forgetEnded(limiter.clock());
     // Still full: the block remembered longest goes.
     if (blocks.size >= MAX_BLOCKED) blocks.delete(blocks.keys().next().value as string);
-    blocks.set(key, policy === undefined ? { key, until } : { key, until, policy });
+    // A copy: the limiter's key may be a view into the whole header it was cut from.
+    const own = ownCopy(key);
+    blocks.set(own, policy === undefined ? { key: own, until } : { key: own, until, policy });
   });
   const off = () => {
     offDecision();
@@ -254,6 +256,17 @@ export function dashboard(options: DashboardOptions): Dashboard {
     };
   };
 
+  // A guard that throws or rejects refuses: a request it cannot judge (a
+  // header missing, a session store down) gets 403, never an error that the
+  // docs' `await board.node(req, res)` would leave unhandled, killing the process.
+  const admits = async (request: DashboardRequest): Promise<boolean> => {
+    try {
+      return Boolean(await guard(request));
+    } catch {
+      return false;
+    }
+  };
+
   const handle = async (request: DashboardRequest): Promise<DashboardResponse | undefined> => {
     const q = request.url.indexOf("?");
     const pathname = q < 0 ? request.url : request.url.slice(0, q);
@@ -264,7 +277,7 @@ export function dashboard(options: DashboardOptions): Dashboard {
           ? "stats"
           : undefined;
     if (which === undefined) return undefined;
-    if (!(await guard(request))) {
+    if (!(await admits(request))) {
       return {
         status: 403,
         headers: { ...COMMON, "content-type": "text/plain; charset=utf-8" },

@@ -156,12 +156,14 @@ export function prometheusMetrics(
   const buckets = [...(options.durationBuckets ?? DURATION_BUCKETS)];
   if (
     buckets.length === 0 ||
-    buckets.some((b, i) => !(b > 0) || (i > 0 && b <= (buckets[i - 1] as number)))
+    buckets.some(
+      (b, i) => !(b > 0 && Number.isFinite(b)) || (i > 0 && b <= (buckets[i - 1] as number)),
+    )
   ) {
     throw new ConfigError(
       "durationBuckets",
       options.durationBuckets,
-      "must be increasing numbers of seconds > 0",
+      "must be increasing finite numbers of seconds > 0 (prom-client adds the +Inf bucket itself)",
       "pass durationBuckets: [0.001, 0.005, 0.025, 0.1]",
     );
   }
