@@ -21,14 +21,22 @@ export type Clock = () => number;
 const MAX_REUSE = 16;
 
 const nativePerformanceNow = performance.now;
-const schedule = typeof setImmediate === "function" ? setImmediate : undefined;
 
 /** Turns that read a clock so far; a scheduled immediate bumps it once the turn ends. */
 let turn = 0;
-let armed = false;
+/**
+ * The setImmediate that will end this turn, undefined while none is
+ * scheduled. It is read from the global when a turn is armed, not once when
+ * this module loads: loaded under fake timers (Jest's `enableGlobally`, a
+ * setup file), the captured one was the fake, whose immediates never run
+ * once real timers are back, so the turn never ended and every reading was
+ * reused 16 times, however far apart. A setImmediate other than the one
+ * armed with (fake timers installed or removed since) arms again.
+ */
+let armed: unknown;
 
 function endTurn(): void {
-  armed = false;
+  armed = undefined;
   turn++;
 }
 
@@ -45,11 +53,13 @@ class TurnCache {
 
   get(read: () => number): number {
     if (this.#turn === turn && ++this.#uses < MAX_REUSE) return this.#value;
-    if (!armed && schedule !== undefined) {
-      armed = true;
+    const schedule = globalThis.setImmediate;
+    const scheduled = typeof schedule === "function";
+    if (scheduled && armed !== schedule) {
+      armed = schedule;
       schedule(endTurn);
     }
-    this.#turn = schedule === undefined ? -1 : turn;
+    this.#turn = scheduled ? turn : -1;
     this.#uses = 0;
     this.#value = read();
     return this.#value;

@@ -36,6 +36,7 @@ export interface LimiterStats {
   /**
    * Deadlines missed because this process's event loop ran late (the timer
    * fired more than half a timeout after it was due): not store failures.
+   * Decisions' deadlines and those of resets, refunds, settles and blocks.
    */
   lateLoop: number;
   /** Decisions made by `onStoreError` (insurance, fail-open, fail-closed). */
@@ -126,6 +127,8 @@ const MAX_KEYS = 100_000;
 /** Milliseconds between two heartbeats through `store.members`, and how long one counts. */
 const HEARTBEAT_EVERY = 5000;
 const HEARTBEAT_TTL = 15_000;
+/** Most keys whose last change (see Guard.forget) the guard holds; past it, it forgets them all at once. */
+const MAX_CHANGED = 10_000;
 const MAX_INSTANCES = 10_000;
 
 /** Call is one store call in flight, waiting for its reply or its deadline. */
@@ -135,6 +138,8 @@ interface Call {
   graced: boolean;
   deadline: number;
   readonly sentAt: number;
+  /** The guard's count of changes (see Guard.forget) when it was sent. */
+  readonly changes: number;
   readonly probe: boolean;
   readonly key: string;
   readonly cost: number;
@@ -180,6 +185,8 @@ interface Seen {
   offset: number;
   /** The fallback's buckets for this key (this process's clock), made from `reply` at the first fallback after it. */
   buckets: BucketState[] | undefined;
+  /** The guard's count of changes (see Guard.forget) when `reply` was remembered. */
+  changes: number;
 }
 
 /**
@@ -229,6 +236,19 @@ export class Guard {
   #nextProbe = 0;
   #fallingBack = false;
   #closed = false;
+  /**
+   * Changes made here to keys behind the store's back: resets, refunds,
+   * settles and blocks (see forget). A reply to a call sent before its key's
+   * last change says nothing of the key now: it decides its own request,
+   * and is neither cached nor remembered.
+   */
+  #changes = 0;
+  /** The count of changes at each key's last one; bounded by MAX_CHANGED. */
+  readonly #changedAt = new Map<string, number>();
+  /** Calls and states from before this count may predate a change the map let go: treated as changed. */
+  #changedFloor = 0;
+  /** Rejects each call `within` is waiting for (reset, refund, settle, block): close() ends them. */
+  readonly #waiting = new Set<(error: unknown) => void>();
   readonly #stats: LimiterStats = { ...IDLE_STATS };
 
   constructor(options: GuardOptions) {
@@ -261,9 +281,17 @@ export class Guard {
 
   /**
    * forget drops `key`'s cached denials, under every policy list: a charge
-   * after the fact (refund, settle, block) changed their waits.
+   * after the fact (refund, settle, block) changed their waits. Replies to
+   * calls for `key` still in flight predate it: they will not be cached or
+   * remembered, and the next reply is no sign of a bucket the store lost.
    */
   forget(key: string): void {
+    const changes = ++this.#changes;
+    if (this.#changedAt.size >= MAX_CHANGED) {
+      this.#changedAt.clear();
+      this.#changedFloor = changes;
+    }
+    this.#changedAt.set(key, changes);
     const denials = this.#denials;
     if (denials === undefined) return;
     const slot = denials.get(key);
@@ -296,18 +324,59 @@ export class Guard {
     return insurance.adjust(key, this.#scale(list), delta);
   }
 
-  /** within rejects with StoreTimeoutError when `work` misses the store's deadline. */
-  async within<T>(work: Promise<T>): Promise<T> {
-    let timer: unknown;
-    const late = new Promise<never>((_, reject) => {
-      timer = this.#timers.after(this.#timeout, () => reject(new StoreTimeoutError(this.#timeout)));
-    });
-    try {
-      return await Promise.race([work, late]);
-    } finally {
-      this.#timers.cancel(timer);
+  /** changedSince tells whether `key` was changed here (see forget) after the count was `changes`. */
+  #changedSince(key: string, changes: number): boolean {
+    return (
+      changes !== this.#changes &&
+      (changes < this.#changedFloor || (this.#changedAt.get(key) ?? 0) > changes)
+    );
+  }
+
+  /**
+   * within rejects with StoreTimeoutError when `work` (a reset, refund,
+   * settle or block) misses the store's deadline, by the rules of a
+   * decision's deadline: the check runs after the event loop has read its
+   * sockets (a reply that has arrived wins), and a deadline the loop ran more
+   * than half a timeout late for gets one more timeout (counted in
+   * `lateLoop`). close() rejects it with ClosedError.
+   */
+  within<T>(work: Promise<T>): Promise<T> {
+    if (this.#closed) {
       work.catch(() => {});
+      return Promise.reject(new ClosedError("the RateLimiter"));
     }
+    const timers = this.#timers;
+    return new Promise<T>((resolve, reject) => {
+      let timer: unknown;
+      let due = 0;
+      let graced = false;
+      const fail = (error: unknown): void => {
+        if (!this.#waiting.delete(fail)) return;
+        timers.cancel(timer);
+        reject(error);
+      };
+      const check = (): void => {
+        if (!this.#waiting.has(fail)) return;
+        if (!graced && timers.now() - due > this.#timeout / 2) {
+          graced = true;
+          this.#stats.lateLoop++;
+          arm();
+          return;
+        }
+        fail(new StoreTimeoutError(this.#timeout));
+      };
+      const arm = (): void => {
+        due = timers.now() + this.#timeout;
+        timer = timers.after(this.#timeout, () => timers.soon(check));
+      };
+      this.#waiting.add(fail);
+      arm();
+      work.then((value) => {
+        if (!this.#waiting.delete(fail)) return;
+        timers.cancel(timer);
+        resolve(value);
+      }, fail);
+    });
   }
 
   /**
@@ -370,6 +439,7 @@ export class Guard {
         graced: false,
         deadline: started + this.#timeout,
         sentAt,
+        changes: this.#changes,
         probe,
         key,
         cost,
@@ -382,16 +452,22 @@ export class Guard {
       if (this.#timer === undefined) this.#arm();
       reply.then(
         (r) => {
+          const stale = this.#changedSince(key, call.changes);
           if (call.done) {
             // Too late to decide this call, not too late to teach the fallback.
             this.#stats.lateReplies++;
-            if (!this.#closed) this.#remember(key, cost, spend, list, r);
+            if (!this.#closed && !stale) this.#remember(key, cost, spend, list, r);
             return;
           }
           call.done = true;
           this.#trim();
           this.#succeeded();
-          resolve(this.#stored(key, cost, spend, list, sentAt, r));
+          if (!stale) resolve(this.#stored(key, cost, spend, list, sentAt, r));
+          else {
+            // Decided before a reset, refund, settle or block made here: its own answer only.
+            if (r[1] === BLOCK_STARTED) reportBlock(this.#events, key, list, r, cost);
+            resolve(decide(list, r, cost, "store"));
+          }
         },
         (error: unknown) => {
           if (call.done) return;
@@ -437,11 +513,13 @@ export class Guard {
     const queue = this.#queue;
     this.#queue = [];
     this.#head = 0;
+    const closed = new ClosedError("the RateLimiter");
     for (const call of queue) {
       if (call === undefined || call.done) continue;
       call.done = true;
-      call.reject(new ClosedError("the RateLimiter"));
+      call.reject(closed);
     }
+    for (const fail of [...this.#waiting]) fail(closed);
   }
 
   /**
@@ -573,11 +651,15 @@ export class Guard {
         keys = new Map();
         this.#seen.set(list, keys);
       }
-      seen = { list, reply: [], offset: 0, buckets: undefined };
+      seen = { list, reply: [], offset: 0, buckets: undefined, changes: this.#changes };
       keys.set(key, seen);
       this.#seenCount++;
     } else {
-      this.#countLost(key, cost, spend, list, seen.reply, reply);
+      // A reset, refund or settle made here since the last reply explains a bucket found full.
+      if (!this.#changedSince(key, seen.changes)) {
+        this.#countLost(key, cost, spend, list, seen.reply, reply);
+      }
+      seen.changes = this.#changes;
     }
     const copy = seen.reply;
     copy.length = reply.length;
