@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import { RateLimiter } from "../limiter.js";
 import { MemoryStore } from "../stores/memory-store.js";
+import { IOREDIS_CLUSTER_OPTIONS } from "../stores/redis/clients.js";
 import { RedisStore } from "../stores/redis/redis-store.js";
 import type { Store } from "../stores/store.js";
 import { GatewayConfigError } from "./config.js";
@@ -159,7 +160,7 @@ async function openStore(url: string, timeout: number): Promise<Opened> {
         const [host = "127.0.0.1", p = "6379"] = hp.split(":");
         return { host, port: Number(p) };
       });
-    const client = new Cluster(seeds, { enableOfflineQueue: false });
+    const client = new Cluster(seeds, IOREDIS_CLUSTER_OPTIONS);
     client.on("error", () => {});
     // The store does not end a client it was given: without this, the Cluster
     // client would go on reconnecting after close(), or after a failed start.

@@ -20,7 +20,7 @@ const safe = {
 };
 const client =
   env.CLUSTER === "1"
-    ? new Cluster(nodes, { enableOfflineQueue: false, redisOptions: safe })
+    ? new Cluster(nodes, { enableOfflineQueue: false, retryDelayOnFailover: 0, redisOptions: safe })
     : new Redis((nodes[0] as { port: number }).port, (nodes[0] as { host: string }).host, safe);
 await new Promise((r) => client.once("ready", r));
 

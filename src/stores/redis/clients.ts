@@ -47,9 +47,10 @@ export interface Conn {
   readonly kind: "ioredis" | "node-redis";
   /**
    * True when every call goes to one server (not a Cluster), so calls for
-   * different clients can share one script call.
+   * different clients can share one script call. The store sets it false
+   * when that server turns out to be a Cluster node (CROSSSLOT).
    */
-  readonly single: boolean;
+  single: boolean;
   /**
    * True when the client writes the commands made in one event-loop turn
    * together, later in the loop (node-redis, on setImmediate), rather than
@@ -190,6 +191,24 @@ export const IOREDIS_OPTIONS = {
   retryStrategy: (times: number) => Math.min(times * 50, 200),
   lazyConnect: false,
   disconnectTimeout: 100,
+} as const;
+
+/**
+ * Options for an ioredis `Cluster` floodgate opens (the gateway's
+ * `redis-cluster://`), and that users should set on their own: the same as
+ * IOREDIS_OPTIONS per node, and `retryDelayOnFailover: 0`. By default a
+ * Cluster re-sends, 100 ms later, a command whose node connection closed
+ * before its reply came, though the script may have run: a request charged
+ * twice, or a refund reported failed applied after all.
+ */
+export const IOREDIS_CLUSTER_OPTIONS = {
+  enableOfflineQueue: false,
+  retryDelayOnFailover: 0,
+  redisOptions: {
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    disconnectTimeout: 100,
+  },
 } as const;
 
 /**

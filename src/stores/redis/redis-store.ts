@@ -124,6 +124,8 @@ export class RedisStore implements Store {
   #lastError: string | undefined;
   /** True once connected with the scripts loaded and the eviction policy read. */
   #prepared = false;
+  /** Why ready() can never resolve: a plain client connected to one node of a multi-node Cluster. */
+  #misfit: ConfigError | undefined;
   /** Callers of ready() waiting for #prepared. */
   readonly #waiting = new Set<() => void>();
   /** Each deadline running (ready(), members()): its cancel, and what close() answers its waiter. */
@@ -256,12 +258,13 @@ export class RedisStore implements Store {
   ready(): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError("RedisStore"));
     if (this.#prepared) return Promise.resolve();
+    if (this.#misfit !== undefined) return Promise.reject(this.#misfit);
     return new Promise<void>((resolve, reject) => {
       const done = () => {
         this.#waiting.delete(done);
         cancel();
         if (this.#prepared) resolve();
-        else reject(new ClosedError("RedisStore"));
+        else reject(this.#misfit ?? new ClosedError("RedisStore"));
       };
       const cancel = this.#after(
         this.readyTimeout,
@@ -544,8 +547,11 @@ export class RedisStore implements Store {
         .then(
           (reply) => {
             cancel();
-            if (typeof reply === "number" && reply >= 1) resolve(reply);
-            else reject(new StoreReplyError(reply));
+            // A client may answer integers as text (ioredis `stringNumbers`).
+            const count = typeof reply === "string" ? Number(reply) : reply;
+            if (typeof count === "number" && Number.isSafeInteger(count) && count >= 1) {
+              resolve(count);
+            } else reject(new StoreReplyError(reply));
           },
           (error: unknown) => {
             cancel();
@@ -631,7 +637,7 @@ export class RedisStore implements Store {
       this.#prepare(conn).then(
         () => {
           if (this.#closed) return;
-          this.#prepared = true;
+          this.#prepared = this.#misfit === undefined;
           for (const done of [...this.#waiting]) done();
         },
         (error: unknown) => {
@@ -660,7 +666,33 @@ export class RedisStore implements Store {
     );
     const failed = loads.find((r) => r.status === "rejected");
     if (failed !== undefined && !conn.ready()) throw failed.reason;
-    await this.#checkEviction(servers);
+    await Promise.all([this.#checkEviction(servers), this.#checkCluster(conn, servers)]);
+  }
+
+  /**
+   * checkCluster finds a plain client (not an ioredis Cluster) connected to a
+   * node of a Redis Cluster. Such a node refuses a script whose keys span
+   * slots (CROSSSLOT), so the store stops sharing script calls between
+   * clients; and where other nodes serve slots too, it answers MOVED for
+   * their keys, so most decisions could only ever come from the fallback:
+   * ready() then rejects with a ConfigError that names the fix.
+   */
+  async #checkCluster(conn: Conn, servers: readonly Server[]): Promise<void> {
+    const server = servers[0];
+    if (!conn.single || server === undefined || servers.length !== 1) return;
+    const info = await server.send(["CLUSTER", "INFO"]).catch(() => undefined);
+    const text = typeof info === "string" ? info : String(info ?? "");
+    const size = /cluster_size:(\d+)/.exec(text);
+    if (size === null) return;
+    conn.single = false;
+    if (Number(size[1]) > 1) {
+      this.#misfit = new ConfigError(
+        this.#owned ? "RedisStore.url" : "RedisStore.client",
+        this.#where.replace(/^Redis at /, ""),
+        `must reach the whole Redis Cluster, but this client talks to one node of ${size[1]} masters (the keys of their slots answer MOVED)`,
+        "pass an ioredis Cluster: new RedisStore({ client: new Cluster([{ host, port }], { enableOfflineQueue: false, retryDelayOnFailover: 0, redisOptions: { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 } }) })",
+      );
+    }
   }
 
   /**
@@ -774,12 +806,20 @@ function message(error: unknown): string {
 }
 
 function check(reply: unknown): StoreReply {
-  if (!Array.isArray(reply) || reply.length < 4 || typeof reply[0] !== "number") {
-    throw new StoreReplyError(reply);
-  }
-  // Token counts near 2^53 come as text (see SCRIPT); Number() parses them exactly.
-  for (let i = 1; i < reply.length; i++) {
-    if (typeof reply[i] !== "number") reply[i] = Number(reply[i]);
+  if (!Array.isArray(reply) || reply.length < 4) throw new StoreReplyError(reply);
+  // Token counts near 2^53 come as text (see SCRIPT); Number() parses them
+  // exactly. A client may answer every integer as text (ioredis
+  // `stringNumbers`, a node-redis type mapping); anything that is no whole
+  // number is a reply the script never gives, never a NaN to decide with.
+  for (let i = 0; i < reply.length; i++) {
+    if (typeof reply[i] !== "number") reply[i] = integer(reply[i], reply);
   }
   return reply as number[];
+}
+
+/** integer reads a whole number a client gave as text, or throws StoreReplyError. */
+function integer(value: unknown, reply: unknown): number {
+  const n = typeof value === "string" && value !== "" ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n)) throw new StoreReplyError(reply);
+  return n;
 }

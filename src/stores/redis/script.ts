@@ -123,10 +123,10 @@ local function load(v, cap, rate, int, now)
   end
   return t, a, x, b, d
 end
-local function save(key, t, a, x, b, cap, rate, int, now, extra)
+local function save(key, t, a, x, b, cap, rate, int, now, extra, nx)
   if t >= cap and b <= now then
-    redis.call("DEL", key)
-    return
+    if not nx then redis.call("DEL", key) end
+    return true
   end
   local full = a + math.ceil((cap - t) / rate) * int
   if b > full then full = b end
@@ -136,9 +136,16 @@ local function save(key, t, a, x, b, cap, rate, int, now, extra)
   if b > now then state = struct.pack(">dddd", t, a, x, b) else state = struct.pack(">ddd", t, a, x) end
   if keep then
     redis.call("SET", key, state, "KEEPTTL")
+  elseif nx then
+    return redis.call("SET", key, state, "PX", string.format("%d", x - now + extra), "NX")
   else
     redis.call("SET", key, state, "PX", string.format("%d", x - now + extra))
   end
+  return true
+end
+local function foreign(made)
+  if made then redis.call("DEL", unpack(made)) end
+  return redis.error_reply("WRONGTYPE Operation against a key holding the wrong kind of value")
 end
 local function decide(kb, n, w, P, op, now, extra)
   local cost = tonumber(op)
@@ -186,10 +193,24 @@ local function decide(kb, n, w, P, op, now, extra)
       end
       if out then
         local take = spend and out[2] == 1
+        if take then
+          for i = 1, n do
+            if not vals[i] then
+              local j = 3 * i
+              if not save(KEYS[kb + i], out[2 * i + 1] - cost, out[2 * i + 2], none, none, P[j - 2], P[j - 1], P[j], now, extra, true) then
+                -- Every missing bucket before this one was created just now.
+                for k = 1, i - 1 do
+                  if not vals[k] then redis.call("DEL", KEYS[kb + k]) end
+                end
+                return foreign()
+              end
+            end
+          end
+        end
         for i = 1, n do
           local t = out[2 * i + 1]
           if take then t = t - cost end
-          if take or ex[n + i] then
+          if (take and vals[i]) or ex[n + i] then
             local j = 3 * i
             save(KEYS[kb + i], t, out[2 * i + 2], ex[i], none, P[j - 2], P[j - 1], P[j], now, extra)
           end
@@ -273,9 +294,21 @@ local function decide(kb, n, w, P, op, now, extra)
       dirty[i] = true
     end
   end
+  local made
+  for i = 1, n do
+    if dirty[i] and not vals[i] then
+      local j, key = w * i - w, KEYS[kb + i]
+      local r = save(key, out[2 * i + 1], out[2 * i + 2], none, blk[i], P[j + 1], P[j + 2], P[j + 3], now, extra, true)
+      if not r then return foreign(made) end
+      if r ~= true then
+        made = made or {}
+        made[#made + 1] = key
+      end
+    end
+  end
   for i = 1, n do
     local t = out[2 * i + 1]
-    if dirty[i] then
+    if dirty[i] and vals[i] then
       local j = w * i - w
       save(KEYS[kb + i], t, out[2 * i + 2], ex[i], blk[i], P[j + 1], P[j + 2], P[j + 3], now, extra)
     end
