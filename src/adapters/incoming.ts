@@ -11,10 +11,56 @@ export function readAddress(request: IncomingMessage): string | undefined {
   return request.socket?.remoteAddress;
 }
 
-/** readHeader is header `name` (lower case); Node joins repeated fields with ", " except Set-Cookie. */
+/**
+ * Node's limit on the header lines it keeps, counted as names plus values,
+ * when the server sets none (`maxHeadersCount` null): 1000 lines.
+ */
+const NODE_HEADER_ITEMS = 2000;
+
+/**
+ * linesDropped tells whether Node may have dropped header lines of
+ * `request`: it keeps the first `server.maxHeadersCount` lines (1000 by
+ * default) in `headers`, and not many more in `rawHeaders`, and drops the
+ * rest without a word. A request with that many lines is taken as cut.
+ */
+export function linesDropped(request: IncomingMessage): boolean {
+  // A stand-in request without rawHeaders (a test's fake) has dropped nothing.
+  const lines = (request.rawHeaders as string[] | undefined)?.length ?? 0;
+  if (lines < 2) return false;
+  const server = (request.socket as { server?: { maxHeadersCount?: unknown } } | null)?.server;
+  const count = server?.maxHeadersCount;
+  // As Node computes its parser's limit: a number of lines, doubled; 0 (or less) is no limit.
+  const limit = typeof count === "number" ? count << 1 : NODE_HEADER_ITEMS;
+  return limit > 0 && lines >= limit;
+}
+
+/**
+ * proxyLinesDropped tells whether `name` is a proxy header (X-Forwarded-For,
+ * Forwarded) that cannot be believed because Node dropped header lines of
+ * `request`: a proxy appends its own line after the client's, so the lines
+ * lost are the proxies' and the ones kept may all be the client's. False for
+ * every other header (cheap: two comparisons) and when `request` is undefined.
+ */
+export function proxyLinesDropped(name: string, request: IncomingMessage | undefined): boolean {
+  return (
+    (name === "x-forwarded-for" || name === "forwarded") &&
+    request !== undefined &&
+    linesDropped(request)
+  );
+}
+
+/**
+ * readHeader is header `name` (lower case); Node joins repeated fields with
+ * ", " except Set-Cookie. A proxy header (X-Forwarded-For, Forwarded) reads
+ * as absent when Node dropped header lines (see `linesDropped`): the proxy's
+ * own line, appended last, may be among them, and what is left is whatever
+ * the client wrote. keys.ip then stops at the socket, the last hop it can
+ * vouch for.
+ */
 export function readHeader(request: IncomingMessage, name: string): string | undefined {
   const value = request.headers[name];
-  return value === undefined || typeof value === "string" ? value : value.join(", ");
+  if (value === undefined || proxyLinesDropped(name, request)) return undefined;
+  return typeof value === "string" ? value : value.join(", ");
 }
 
 /**

@@ -127,7 +127,10 @@ export interface HeaderKeyOptions<Req> {
  * someone's IP as its API key to drain their bucket). Requests without the
  * header fall back to `options.fallback`, by default the client IP. The
  * header is not validated: check API keys before rate limiting by them, or
- * a client can rotate through invented ones.
+ * a client can rotate through invented ones. X-Forwarded-For and Forwarded
+ * are refused (ConfigError): use `keys.ip({ trustProxy })` for them. The
+ * value is taken as the framework presents it (no case folding or Unicode
+ * normalization: API keys and tokens are compared byte for byte).
  */
 function header(name: string): Key;
 function header<Req>(name: string, options: HeaderKeyOptions<Req>): KeyFunction<Req>;
@@ -156,6 +159,16 @@ function header<Req>(name: string, options: HeaderKeyOptions<Req> = {}): KeyFunc
     );
   }
   const lower = name.toLowerCase();
+  if (lower === "x-forwarded-for" || lower === "forwarded") {
+    // The whole chain as a key: any client prepends a new hop to every
+    // request and gets a fresh bucket each time.
+    throw new ConfigError(
+      "keys.header(name)",
+      name,
+      "is a proxy chain that every client can extend, so keying by its whole value gives each request a fresh bucket",
+      `key by the client address your proxies vouch for: keys.ip({ trustProxy: 1${lower === "forwarded" ? ', proxyHeader: "forwarded"' : ""} }) behind one proxy, or their addresses`,
+    );
+  }
   const prefix = `${lower}=`;
   return function headerKey(request, reader) {
     const value = reader.header(request, lower);

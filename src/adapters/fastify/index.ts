@@ -18,6 +18,7 @@ import {
   type RateLimitOutcome,
   type RequestReader,
 } from "../../http/index.js";
+import { readHeader } from "../incoming.js";
 import { type Bag, recordIn, STACKED, stackedIn, stricter } from "../stack.js";
 
 /** FastifyRateLimitHook is the request phase the limit runs in. */
@@ -70,10 +71,7 @@ const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
 /** reader reads Fastify's request: the raw socket address and raw headers (what the client sent). */
 const reader: RequestReader<FastifyRequest> = {
   address: (request) => request.raw.socket?.remoteAddress,
-  header(request, name) {
-    const value = request.raw.headers[name];
-    return value === undefined || typeof value === "string" ? value : value.join(", ");
-  },
+  header: (request, name) => readHeader(request.raw, name),
   method: (request) => request.raw.method,
 };
 

@@ -4,6 +4,7 @@
 // @hono/node-server's ServerResponse (elsewhere through `c.header`), a denied
 // request answered with `c.body`. Only types come from hono, so importing
 // this module never loads it.
+import type { IncomingMessage } from "node:http";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import type { Decision } from "../../core/decision.js";
 import { ConfigError } from "../../core/errors.js";
@@ -15,6 +16,7 @@ import {
   type RequestReader,
 } from "../../http/index.js";
 import type { RateLimiter } from "../../limiter.js";
+import { proxyLinesDropped } from "../incoming.js";
 import { withHeaders } from "../response.js";
 import { merge, STACKED, type Stacked, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
@@ -121,7 +123,14 @@ function runtimeAddress(c: Context): string | undefined {
 function readerFor(getConnInfo: ConnInfoGetter | undefined): RequestReader<Context> {
   return {
     address: getConnInfo === undefined ? runtimeAddress : (c) => getConnInfo(c).remote.address,
-    header: (c, name) => c.req.raw.headers.get(name) ?? undefined,
+    // On @hono/node-server, a proxy header Node may have cut short reads as absent (see proxyLinesDropped).
+    header: (c, name) =>
+      proxyLinesDropped(
+        name,
+        (c.env as RuntimeEnv | undefined)?.incoming as IncomingMessage | undefined,
+      )
+        ? undefined
+        : (c.req.raw.headers.get(name) ?? undefined),
     method: (c) => c.req.method,
   };
 }
