@@ -1,21 +1,10 @@
+import { ownCopy } from "./core/key.js";
+
 /** TopKey is one heavy hitter: `count` may overstate the truth by at most `error`. */
 export interface TopKey {
   key: string;
   count: number;
   error: number;
-}
-
-/**
- * ownCopy returns `key` as a string of its own. V8 keeps a substring of 13
- * or more characters as a view into the whole string it was cut from, so a
- * key a key function cut from a client's header, cookie or body
- * (`cookie.session`, `authorization.split(" ")[1]`) would keep all of it
- * alive for as long as it is held: a 20-character key, 16 KB or more. Built
- * on a new slot only, never on the path of a key already held.
- */
-export function ownCopy(key: string): string {
-  // The concatenation is flattened into a new string, of which the slice is a view.
-  return key.length < 13 ? key : ` ${key}`.slice(1);
 }
 
 /**

@@ -30,7 +30,7 @@ async function retained(fill: () => unknown): Promise<number> {
   gc();
   gc();
   const before = process.memoryUsage().heapUsed;
-  const keep = fill();
+  const keep = await fill();
   await new Promise((r) => setTimeout(r, 10));
   gc();
   gc();
@@ -71,6 +71,18 @@ describe("memory is bounded in bytes: a short key cut from a huge header keeps n
     });
     expect(limiter.topLimited(Number.POSITIVE_INFINITY)).toHaveLength(KEYS);
     // 1,000 x 64 KB = 64 MB if each key keeps its client's whole header alive.
+    expect(grown).toBeLessThan(8 * 1024 * 1024);
+    await limiter.close();
+  });
+
+  it("the memory store holds 1,000 keys of 24 characters in well under 64 MB", async () => {
+    const store = new MemoryStore();
+    const limiter = new RateLimiter({ policy, store, topLimited: false });
+    const grown = await retained(() => {
+      for (let i = 0; i < KEYS; i++) void limiter.consume(cutKey(i, BIG));
+      return limiter;
+    });
+    expect(store.stats().trackedKeys).toBe(KEYS);
     expect(grown).toBeLessThan(8 * 1024 * 1024);
     await limiter.close();
   });
@@ -248,6 +260,39 @@ describe("a listener that throws something that is not an Error", () => {
     const ours = heard.filter((w) => w.code === "FLOODGATE_LISTENER_ERROR");
     expect(ours).toHaveLength(1);
     expect(ours[0]?.message).toMatch(/a listener for the limited event threw \(an object\)/);
+    await limiter.close();
+  });
+});
+
+describeRedis("memory is bounded in bytes on Redis: the fallback's remembered states", () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("remembers 1,000 clients' last states, keys of 24 characters, in well under 64 MB", async () => {
+    const store = new RedisStore({ url: server.url, prefix: "cut", timeout: 2000 });
+    await store.ready();
+    const limiter = new RateLimiter({
+      policy: { capacity: 1, refillRate: 1, interval: 3_600_000 },
+      store,
+      topLimited: false,
+      cacheDenials: false,
+    });
+    let decided = 0;
+    const grown = await retained(() =>
+      (async () => {
+        for (let i = 0; i < 1000; i++) {
+          if ((await limiter.consume(cutKey(i, 64 * 1024))).reason === "store") decided++;
+        }
+        return limiter;
+      })(),
+    );
+    expect(decided).toBe(1000);
+    expect(grown).toBeLessThan(8 * 1024 * 1024);
     await limiter.close();
   });
 });

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { ConfigError } from "../core/errors.js";
+import { ownCopy } from "../core/key.js";
 import { checkInteger, checkOptions } from "../core/options.js";
 import type { Outcome } from "../events.js";
 import type { BreakerState, LimiterStats, RateLimiter } from "../limiter.js";
-import { ownCopy, type TopKey } from "../top-keys.js";
+import type { TopKey } from "../top-keys.js";
 import { page, SCRIPT, STYLE } from "./dashboard-page.js";
 import { DecisionSeries, type PolicySeries } from "./series.js";
 

@@ -2,6 +2,7 @@ import { type Clock, turnMonotonic } from "../clock.js";
 import { adjust, type BucketState, refill, untilFull } from "../core/bucket.js";
 import { BLOCK_STARTED, charge, type Decision, decide, type StoreReply } from "../core/decision.js";
 import { ClosedError } from "../core/errors.js";
+import { ownCopy } from "../core/key.js";
 import { type Policy, windowOf } from "../core/policy.js";
 import { isThenable } from "../core/thenable.js";
 import { type FallbackMode, type LimiterEvents, reportBlock } from "../events.js";
@@ -291,7 +292,7 @@ export class Guard {
       this.#changedAt.clear();
       this.#changedFloor = changes;
     }
-    this.#changedAt.set(key, changes);
+    this.#changedAt.set(ownCopy(key), changes);
     const denials = this.#denials;
     if (denials === undefined) return;
     const slot = denials.get(key);
@@ -599,7 +600,7 @@ export class Guard {
     if (this.#denied >= MAX_KEYS) this.#trimDenials(denials);
     const slot = denials.get(key);
     if (slot === undefined) {
-      denials.set(key, denial);
+      denials.set(ownCopy(key), denial);
       this.#denied++;
     } else if (slot instanceof Map) {
       if (!slot.has(denial.list)) this.#denied++;
@@ -652,7 +653,7 @@ export class Guard {
         this.#seen.set(list, keys);
       }
       seen = { list, reply: [], offset: 0, buckets: undefined, changes: this.#changes };
-      keys.set(key, seen);
+      keys.set(ownCopy(key), seen);
       this.#seenCount++;
     } else {
       // A reset, refund or settle made here since the last reply explains a bucket found full.

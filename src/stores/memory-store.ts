@@ -4,7 +4,7 @@ import type { BucketState } from "../core/bucket.js";
 import { adjust, refill, untilFull } from "../core/bucket.js";
 import { BLOCK_STARTED, BLOCKED, charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
-import { boundKey } from "../core/key.js";
+import { boundKey, ownCopy } from "../core/key.js";
 import { checkOptions } from "../core/options.js";
 import type { Policy } from "../core/policy.js";
 import type { Store } from "./store.js";
@@ -163,6 +163,8 @@ export class Table {
 
   /** add takes a slot for `key`, known to be absent; the table has a free or unused slot. */
   add(key: string, h: number): number {
+    // Held until evicted: a copy of its own, not a view into the header it was cut from.
+    key = ownCopy(key);
     let slot = this.free;
     if (slot >= 0) this.free = this.buckets[2 * slot] as number;
     else slot = this.used++;
