@@ -13,6 +13,7 @@ import { headerList, type PolicySet, policySet } from "./headers.js";
 import type { RequestReader } from "./keys.js";
 import {
   compileOptions,
+  type LimitedBody,
   type LimitedResponse,
   type PolicyChoice,
   type RateLimitOptions,
@@ -257,23 +258,40 @@ export class RateLimit<Req, Reply = never> {
     cost: number,
     set: PolicySet,
     decision: Decision,
-  ): RateLimitOutcome {
+  ): RateLimitOutcome | Promise<RateLimitOutcome> {
     const s = this.#s;
     let limited = false;
     if (!decision.allowed) {
       if (s.onLimited !== undefined) this.#notify(s.onLimited, request, decision);
       limited = !s.shadow;
     }
-    let response: LimitedResponse | undefined;
     if (limited && s.respond === undefined) {
       const failClosed = decision.reason === "fail-closed";
-      response =
-        (failClosed ? s.failClosedResponse : s.response) ??
-        serializeBody(
-          failClosed ? s.failClosedStatusCode : s.statusCode,
-          (s.bodyFn as NonNullable<Settings<Req, Reply>["bodyFn"]>)(request, decision),
+      const response = failClosed ? s.failClosedResponse : s.response;
+      if (response !== undefined) return this.#made(request, key, cost, set, decision, response);
+      const status = failClosed ? s.failClosedStatusCode : s.statusCode;
+      const body = (s.bodyFn as NonNullable<Settings<Req, Reply>["bodyFn"]>)(request, decision);
+      // An async body function: the outcome waits for its body (a rejection takes the error path).
+      if (isThenable<LimitedBody>(body)) {
+        return Promise.resolve(body).then((b) =>
+          this.#made(request, key, cost, set, decision, serializeBody(status, b)),
         );
+      }
+      return this.#made(request, key, cost, set, decision, serializeBody(status, body));
     }
+    return this.#made(request, key, cost, set, decision, undefined);
+  }
+
+  #made(
+    request: Req,
+    key: string,
+    cost: number,
+    set: PolicySet,
+    decision: Decision,
+    response: LimitedResponse | undefined,
+  ): RateLimitOutcome {
+    const s = this.#s;
+    const limited = !decision.allowed && !s.shadow;
     return {
       decision,
       limited,

@@ -5,6 +5,7 @@ import type { Decision } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
 import { checkOptions } from "../core/options.js";
 import { checkCost, type PolicyInput, policies as toPolicies } from "../core/policy.js";
+import { isThenable } from "../core/thenable.js";
 import type { RateLimiter } from "../limiter.js";
 import type { Store } from "../stores/store.js";
 import { type HeaderMode, type PolicySet, policySet } from "./headers.js";
@@ -78,9 +79,10 @@ export interface RateLimitOptions<Req, Reply = never> {
   failClosedStatusCode?: number;
   /**
    * Body of the limited response, or a function of the request and decision
-   * returning it. Default `{"detail":"Too many requests. Try again later."}`.
+   * returning it (or a promise of it). A string is sent as text/plain,
+   * anything else as JSON; bytes are refused. Default `{"detail":"Too many requests. Try again later."}`.
    */
-  body?: LimitedBody | ((request: Req, decision: Decision) => LimitedBody);
+  body?: LimitedBody | ((request: Req, decision: Decision) => LimitedBody | Promise<LimitedBody>);
   /**
    * Sends the limited response yourself (instead of `statusCode` and `body`);
    * the rate-limit headers and Retry-After are already set when it runs.
@@ -155,7 +157,9 @@ export interface Settings<Req, Reply> {
   readonly response: LimitedResponse | undefined;
   /** The same for requests refused because the store is down, when its status differs. */
   readonly failClosedResponse: LimitedResponse | undefined;
-  readonly bodyFn: ((request: Req, decision: Decision) => LimitedBody) | undefined;
+  readonly bodyFn:
+    | ((request: Req, decision: Decision) => LimitedBody | Promise<LimitedBody>)
+    | undefined;
   readonly respond: ((request: Req, reply: Reply, decision: Decision) => unknown) | undefined;
   readonly refund: ((request: Req, status: number) => boolean | Promise<boolean>) | undefined;
 }
@@ -171,10 +175,35 @@ function fn<T>(option: string, value: T | undefined, fix: string): T | undefined
   return value;
 }
 
-/** serializeBody turns a body into the response adapters send. */
+/**
+ * serializeBody turns a body into the response adapters send. It throws a
+ * TypeError for a body JSON would garble or drop: bytes (a Buffer would go
+ * out as `{"type":"Buffer","data":[...]}`), a promise (as `{}`), and
+ * anything JSON writes as nothing (undefined, a function, a `toJSON`
+ * returning undefined), which would be an empty body called JSON (and, on
+ * Koa 2, a 204).
+ */
 export function serializeBody(status: number, body: LimitedBody): LimitedResponse {
   if (typeof body === "string") return { status, contentType: TEXT_TYPE, body };
-  return { status, contentType: JSON_TYPE, body: JSON.stringify(body) };
+  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer) {
+    throw new TypeError("bytes (a Buffer or typed array) are not a 429 body: pass a string");
+  }
+  if (isThenable(body)) {
+    throw new TypeError("a promise is not a 429 body: pass a function that returns one");
+  }
+  const text = JSON.stringify(body) as string | undefined;
+  if (text === undefined) {
+    throw new TypeError(`JSON writes nothing for ${describe(body)}: return a string or plain data`);
+  }
+  return { status, contentType: JSON_TYPE, body: text };
+}
+
+function describe(value: unknown): string {
+  return value === undefined
+    ? "undefined"
+    : typeof value === "object"
+      ? "this object"
+      : typeof value;
 }
 
 /**
@@ -323,7 +352,7 @@ export function compileOptions<Req, Reply>(
   }
   const body = o.body === undefined ? DEFAULT_BODY : o.body;
   const bodyFn = isFunction(body)
-    ? (body as (request: Req, decision: Decision) => LimitedBody)
+    ? (body as (request: Req, decision: Decision) => LimitedBody | Promise<LimitedBody>)
     : undefined;
   if (
     bodyFn === undefined &&
@@ -351,7 +380,7 @@ export function compileOptions<Req, Reply>(
         `${prefix}body`,
         body,
         `must be serializable as JSON (${(error as Error).message})`,
-        "pass plain data, or a string",
+        "pass plain data, a string, or a function of (request, decision) returning one",
       );
     }
   }

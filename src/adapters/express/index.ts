@@ -102,8 +102,11 @@ function answer(
   const limited = outcome.limited;
   if (res.headersSent) {
     // Another middleware has already answered: add nothing; a limited request still stops here.
-    if (!limited) next();
-    else if (!res.writableEnded) res.end();
+    // An allowed one was charged all the same, so `refund` is still asked once it is sent.
+    if (!limited) {
+      whenSent(res, outcome.sent);
+      next();
+    } else if (!res.writableEnded) res.end();
     return;
   }
   const headers = recordIn(bag, outcome);

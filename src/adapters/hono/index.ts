@@ -188,14 +188,22 @@ function after(c: Context, next: Next, sent: (status: number) => void): Promise<
  * keep puts the headers back on a Response the handler built itself
  * (`new Response(...)`, or a fetched one), which Hono does not merge
  * `c.header` into. Responses built with c.json, c.text, ... already have them.
+ * A proxied upstream's Response may carry its own X-RateLimit-* or RateLimit
+ * fields: this limiter's replace them, as floodgate/fetch does, so the client
+ * never reads another service's numbers (or a RateLimit naming a policy the
+ * RateLimit-Policy beside it does not list).
  */
 function keep(c: Context, headers: readonly string[]): undefined {
-  const first = headers[0];
-  if (first === undefined || !c.finalized) return undefined;
+  if (headers.length === 0 || !c.finalized) return undefined;
   const res = c.res;
-  if (res.headers.has(first)) return undefined;
-  const target = withHeaders(res, headers);
-  if (target !== res) c.res = target;
+  const have = res.headers;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (have.get(headers[i] as string) !== headers[i + 1]) {
+      const target = withHeaders(res, headers);
+      if (target !== res) c.res = target;
+      return undefined;
+    }
+  }
   return undefined;
 }
 

@@ -75,7 +75,10 @@ function answer(
   const res = ctx.res;
   if (ctx.headerSent) {
     // Someone has already answered: add nothing; a limited request still stops here.
-    return limited ? undefined : next();
+    // An allowed one was charged all the same, so `refund` is still asked once it is sent.
+    if (limited) return undefined;
+    whenSent(res, outcome.sent);
+    return next();
   }
   const headers = recordIn(bag, outcome);
   for (let i = 0; i < headers.length; i += 2) {

@@ -74,7 +74,9 @@ function answer(
   const limited = outcome.limited;
   if (res.headersSent) {
     // Someone has already answered: add nothing; a limited request still stops here.
+    // An allowed one was charged all the same, so `refund` is still asked once it is sent.
     if (!limited) {
+      whenSent(res, outcome.sent);
       next?.();
       return GO_ON;
     }
