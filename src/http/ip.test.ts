@@ -150,8 +150,8 @@ describe("client keys", () => {
     ["2001:db8:1:2::", "2001:db8:1:2::/64"],
     ["::1", "::/64"],
     ["fe80::1%eth0", "fe80::/64"],
-    ["not an address", "not an address"],
-    ["", ""],
+    ["not an address", "unknown"],
+    ["", "unknown"],
   ])("socket address %j -> %j", (address, key) => {
     expect(addressKey(address, 64)).toBe(key);
   });

@@ -13,6 +13,11 @@ const PERCENT = 37;
 const OPEN_BRACKET = 91;
 const CLOSE_BRACKET = 93;
 const MAPPED = 0xffff;
+/** The first 32 bits of the NAT64 prefixes 64:ff9b::/96 and 64:ff9b:1::/48. */
+const NAT64 = 0x0064ff9b;
+
+/** UNKNOWN is the key of a request without a readable client address. */
+export const UNKNOWN = "unknown";
 
 const groups = new Uint16Array(8);
 
@@ -249,6 +254,18 @@ export function formatIPv6(w: Words): string {
  */
 export function formatKey(w: Words, prefix: number): string {
   if (isIPv4(w)) return formatIPv4(w[3] as number);
+  if (w[0] === NAT64) {
+    // 64:ff9b::/96 (RFC 6052): an IPv4 client of the internet behind a
+    // NAT64/SIIT translator. Grouped by /64 like native IPv6, every such
+    // client would share one bucket; keyed by its IPv4 address, it is the
+    // same client as when it comes directly.
+    if (w[1] === 0 && w[2] === 0) return formatIPv4(w[3] as number);
+    // 64:ff9b:1::/48 (RFC 8215, local use): the same, at a prefix length
+    // (/48 to /96) the operator chose and the address does not tell, which
+    // places the IPv4 address. The whole address is one translated client
+    // in every format; a subnet of it would be many.
+    if ((w[1] as number) >>> 16 === 1) return formatIPv6(w);
+  }
   if (prefix >= 128) return formatIPv6(w);
   const masked = maskScratch;
   for (let k = 0; k < 4; k++) masked[k] = ((w[k] as number) & maskWord(prefix, k)) >>> 0;
@@ -259,18 +276,30 @@ const maskScratch = newWords();
 const keyScratch = newWords();
 
 /**
- * addressKey is the client key of an address as a socket reports it. IPv4
- * (the common case) is returned as is without parsing, since sockets report
- * canonical text; a string that is no address at all is returned unchanged
- * rather than thrown on.
+ * addressKey is the client key of an address as a socket or a runtime
+ * reports it. Canonical IPv4 (the common case) is returned as is, after a
+ * scan that allocates nothing; anything else is parsed as an address, with
+ * the port, brackets, spaces and IPv6 zone id (`fe80::1%eth0`) a runtime may
+ * add ignored. What is no IP address at all (`""`, `"localhost"`, a Unix
+ * socket's path) is "unknown", the key of a missing address: floodgate
+ * cannot tell its clients apart, and a key that is not an address could
+ * collide with a `keys.header` key (`name=value`). Never throws.
  */
 export function addressKey(address: string, prefix: number): string {
-  if (address.indexOf(":") < 0) return address;
+  if (address.indexOf(":") < 0 && parseIPv4(address, 0, address.length) >= 0) return address;
   // "::ffff:1.2.3.4": an IPv4 client of a dual-stack server.
   if (address.startsWith("::ffff:") && parseIPv4(address, 7, address.length) >= 0) {
     return address.slice(7);
   }
   return parseHost(address, 0, address.length, keyScratch)
     ? formatKey(keyScratch, prefix)
-    : address;
+    : UNKNOWN;
+}
+
+/**
+ * socketKey is the client key of `address` as a RequestReader returns it:
+ * "unknown" when it is missing, or not even a string (a runtime's null).
+ */
+export function socketKey(address: unknown, prefix: number): string {
+  return typeof address === "string" ? addressKey(address, prefix) : UNKNOWN;
 }

@@ -219,7 +219,7 @@ describe("keys.ip behind trusted proxies", () => {
     const headers = { "x-forwarded-for": "1.2.3.4" };
     expect(keyOf({ trustProxy: ["10.0.0.0/8"] }, "192.0.2.1", headers)).toBe("192.0.2.1");
     expect(keyOf({ trustProxy: ["10.0.0.0/8"] }, "::ffff:10.1.2.3", headers)).toBe("1.2.3.4");
-    expect(keyOf({ trustProxy: ["10.0.0.0/8"] }, "garbage", headers)).toBe("garbage");
+    expect(keyOf({ trustProxy: ["10.0.0.0/8"] }, "garbage", headers)).toBe("unknown");
     expect(keyOf({ trustProxy: ["fd00::/8"] }, "fd00::1", headers)).toBe("1.2.3.4");
     expect(keyOf({ trustProxy: ["fd00::/8"] }, "fe00::1", headers)).toBe("fe00::/64");
   });

@@ -1,6 +1,7 @@
 import { ConfigError } from "../core/errors.js";
 import { checkInteger, checkOptions } from "../core/options.js";
-import { addressKey } from "./ip.js";
+import { CodedWarnings } from "../warn.js";
+import { socketKey, UNKNOWN } from "./ip.js";
 import { clientKey, compileTrust, type ProxyHeader } from "./proxy.js";
 
 /**
@@ -10,7 +11,11 @@ import { clientKey, compileTrust, type ProxyHeader } from "./proxy.js";
  * `keys.ip` behaves identically in every framework.
  */
 export interface RequestReader<Req> {
-  /** address is the socket's peer address, or undefined when there is none (a closed socket, a Fetch Request). */
+  /**
+   * address is the socket's peer address, or undefined when there is none
+   * (a closed socket, a Unix socket's, a Fetch Request). What is no IP
+   * address (`""`, `"localhost"`, a path) is keyed like a missing one.
+   */
   address(request: Req): string | undefined;
   /** header is the request header `name` (given in lower case), repeated fields joined with ", "; undefined when absent. */
   header(request: Req, name: string): string | undefined;
@@ -55,17 +60,32 @@ export interface IpKeyOptions {
    * client sends in the other one, or in X-Real-IP, is ignored.
    */
   proxyHeader?: ProxyHeader;
-  /** Prefix length in bits (1 to 128) that groups IPv6 clients into one key. Default 64. */
+  /**
+   * Prefix length in bits (1 to 128) that groups IPv6 clients into one key.
+   * Default 64. Addresses of the NAT64 prefix 64:ff9b::/96 are IPv4 clients
+   * and keyed by their IPv4 address, those of 64:ff9b:1::/48 whole.
+   */
   ipv6Subnet?: number;
+  /**
+   * Turns off (`false`, or `{ FLOODGATE_NO_CLIENT_ADDRESS: false }`) the
+   * warning that a request came through a proxy to a socket without an
+   * address (a server on a Unix socket) while `trustProxy` lists addresses,
+   * which cannot vouch for it: every such client is keyed "unknown".
+   */
+  warnings?: boolean | { readonly FLOODGATE_NO_CLIENT_ADDRESS?: boolean };
 }
 
-const IP_OPTIONS = new Set(["trustProxy", "proxyHeader", "ipv6Subnet"]);
+type IpWarningCode = "FLOODGATE_NO_CLIENT_ADDRESS";
+
+const IP_OPTIONS = new Set(["trustProxy", "proxyHeader", "ipv6Subnet", "warnings"]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
  * ip keys requests by client IP address: IPv4-mapped IPv6 becomes IPv4, and
- * IPv6 is grouped by its /64 (see `ipv6Subnet`). Behind proxies, set
- * `trustProxy`. A request without a socket address gets the key "unknown".
+ * IPv6 is grouped by its /64 (see `ipv6Subnet`), NAT64 addresses keyed as
+ * the IPv4 client they carry. Behind proxies, set `trustProxy`. A request
+ * without a socket address, or with one that is no IP address, gets the key
+ * "unknown".
  * It never throws on what a client sends. Options are checked when called:
  * bad ones throw ConfigError.
  */
@@ -98,10 +118,27 @@ function ip(options: IpKeyOptions = {}): Key {
     );
   }
   const trust = compileTrust(options.trustProxy, "keys.ip.trustProxy");
+  const warnings = new CodedWarnings<IpWarningCode>(options.warnings, "keys.ip.warnings", [
+    "FLOODGATE_NO_CLIENT_ADDRESS",
+  ]);
   if (trust.hops === 0 && trust.ranges === undefined) {
     return function ipKey(request, reader) {
-      const address = reader.address(request);
-      return address === undefined ? "unknown" : addressKey(address, prefix);
+      return socketKey(reader.address(request), prefix);
+    };
+  }
+  if (trust.ranges !== undefined) {
+    let watching = true;
+    return function ipKeyBehindProxies(request, reader) {
+      const chain = reader.header(request, proxyHeader);
+      const key = clientKey(trust, proxyHeader, prefix, reader.address(request), chain);
+      if (watching && key === UNKNOWN && chain !== undefined) {
+        watching = false;
+        warnings.warn(
+          "FLOODGATE_NO_CLIENT_ADDRESS",
+          `keys.ip: a request came with ${proxyHeader === "forwarded" ? "Forwarded" : "X-Forwarded-For"} to a socket without an address (a server listening on a Unix socket, or a connection already closed). trustProxy lists proxy addresses, which cannot vouch for a socket without one, so its clients are keyed "unknown" and share one bucket. Fix: behind a proxy that connects over a Unix socket, give the number of proxies instead: keys.ip({ trustProxy: 1${proxyHeader === "forwarded" ? ', proxyHeader: "forwarded"' : ""} }) behind one.`,
+        );
+      }
+      return key;
     };
   }
   return function ipKeyBehindProxy(request, reader) {

@@ -6,13 +6,13 @@
 // everything its proxies append, so it is never the answer.
 import { ConfigError } from "../core/errors.js";
 import {
-  addressKey,
   formatKey,
   maskWord,
   newWords,
   parseHost,
   parseIPv4,
   parseIPv6,
+  socketKey,
   type Words,
 } from "./ip.js";
 
@@ -102,6 +102,7 @@ export function compileTrust(value: unknown, option = "trustProxy"): Trust {
       'give the number of proxies in front of this server (trustProxy: 1) or their addresses (trustProxy: ["10.0.0.0/8"])',
     );
   }
+  if (typeof value === "string") refuseLookalike(value, option);
   const list = typeof value === "string" ? value.split(",") : value;
   if (!Array.isArray(list)) {
     throw new ConfigError(
@@ -118,11 +119,14 @@ export function compileTrust(value: unknown, option = "trustProxy"): Trust {
     if (named !== undefined) texts.push(...named);
     else if (typeof text === "string" && parseRange(text, new Uint32Array(8), 0)) texts.push(text);
     else {
+      const count = hopCount(text);
       throw new ConfigError(
         Array.isArray(value) ? `${option}[${i}]` : option,
         Array.isArray(value) ? entry : value,
         "must hold IP addresses, CIDR ranges or the names loopback, linklocal, uniquelocal",
-        'write addresses like "10.0.0.7", ranges like "10.0.0.0/8" or "fd00::/8"',
+        count === undefined
+          ? 'write addresses like "10.0.0.7", ranges like "10.0.0.0/8" or "fd00::/8"'
+          : `a hop count is a number on its own, not an entry of a list: trustProxy: ${count}`,
       );
     }
   });
@@ -141,10 +145,56 @@ export function compileTrust(value: unknown, option = "trustProxy"): Trust {
   return { hops: 0, ranges };
 }
 
-/** The address spaces a trust list must not cover whole: all of IPv4 (held IPv4-mapped), all public IPv6. */
+/** hopCount is the number a list entry spells (`7`, `"1"`), or undefined. Runs once, when built. */
+function hopCount(entry: unknown): number | undefined {
+  if (typeof entry === "number") return Number.isInteger(entry) ? entry : undefined;
+  return typeof entry === "string" && /^\d{1,9}$/.test(entry) ? Number(entry) : undefined;
+}
+
+/**
+ * refuseLookalike refuses a string `trustProxy` that means a number or a
+ * boolean, as an environment variable gives them (`TRUST_PROXY=1`), with a
+ * fix that names the value to write. Express and Fastify read
+ * `trust proxy: "1"` as the IP address 0.0.0.1, so it trusts nothing there,
+ * and accepting it as one hop here would make the two settings disagree
+ * without a word.
+ */
+function refuseLookalike(value: string, option: string): void {
+  const text = value.trim();
+  const count = hopCount(text);
+  if (count !== undefined) {
+    throw new ConfigError(
+      option,
+      value,
+      "is a hop count written as a string (from an environment variable?), which would read as an address",
+      `write the number: trustProxy: ${count}, e.g. trustProxy: Number(process.env.TRUST_PROXY). Express's and Fastify's own trustProxy read such a string as an IP address ("1" as 0.0.0.1), not as hops: give them the number too`,
+    );
+  }
+  const lower = text.toLowerCase();
+  if (lower === "true") {
+    throw new ConfigError(
+      option,
+      value,
+      "would trust every hop, so any client could choose its own key by sending X-Forwarded-For",
+      'give the number of proxies in front of this server (trustProxy: 1) or their addresses (trustProxy: ["10.0.0.0/8"])',
+    );
+  }
+  if (lower === "false") {
+    throw new ConfigError(
+      option,
+      value,
+      "is a boolean written as a string",
+      "leave trustProxy out, or write trustProxy: false, to trust no proxy",
+    );
+  }
+}
+
+/** The address spaces a trust list must not cover whole: all of IPv4 (held IPv4-mapped, or NAT64), all public IPv6. */
 const FAMILIES: readonly (readonly [string, bigint, bigint])[] = [
   ["IPv4", 0xffff_0000_0000n, 0xffff_ffff_ffffn],
   ["public IPv6 (2000::/3)", 0x2000n << 112n, (0x4000n << 112n) - 1n],
+  // Every IPv4 client of an IPv6-only server behind a NAT64/SIIT translator.
+  ["NAT64 (64:ff9b::/96)", 0x64ff9bn << 96n, (0x64ff9bn << 96n) | 0xffff_ffffn],
 ];
 
 /**
@@ -343,10 +393,11 @@ const hop = newWords();
  * Starting at the socket, it steps one hop left while the current hop is
  * trusted (by count, or by address), and stops, keeping the last address it
  * can vouch for, at a hop that is not an address. The socket's address, or
- * "unknown" when there is none, is the answer whenever no step is taken. A
- * hop count also trusts a socket without an address (a server on a Unix
- * socket behind a proxy). Every step consumes a hop of the header, so the
- * walk ends within the header's length.
+ * "unknown" when there is none (or none that is an IP address), is the
+ * answer whenever no step is taken. A hop count also trusts a socket without
+ * an address (a server on a Unix socket behind a proxy); a list of addresses
+ * cannot. Every step consumes a hop of the header, so the walk ends within
+ * the header's length.
  */
 export function clientKey(
   trust: Trust,
@@ -358,9 +409,10 @@ export function clientKey(
   const ranges = trust.ranges;
   if (chain === undefined) return socketKey(socket, prefix);
   if (ranges !== undefined) {
-    // A socket without an address (a closed one) is never a trusted proxy.
+    // A socket without an address (a closed one, a Unix socket's) is never
+    // a trusted proxy: the list cannot vouch for it. Only a hop count can.
     if (
-      socket === undefined ||
+      typeof socket !== "string" ||
       !parseHost(socket, 0, socket.length, current) ||
       !inRanges(ranges, current)
     ) {
@@ -378,8 +430,4 @@ export function clientKey(
     if (ranges !== undefined ? !inRanges(ranges, current) : steps >= trust.hops) break;
   }
   return steps === 0 ? socketKey(socket, prefix) : formatKey(current, prefix);
-}
-
-function socketKey(socket: string | undefined, prefix: number): string {
-  return socket === undefined ? "unknown" : addressKey(socket, prefix);
 }

@@ -20,6 +20,7 @@ import {
 } from "../../http/index.js";
 import { readHeader } from "../incoming.js";
 import { type Bag, recordIn, STACKED, stackedIn, stricter } from "../stack.js";
+import { Warnings, type WarningsOption } from "../warnings.js";
 
 /** FastifyRateLimitHook is the request phase the limit runs in. */
 export type FastifyRateLimitHook = "onRequest" | "preValidation" | "preHandler";
@@ -31,6 +32,8 @@ export type FastifyRateLimitHook = "onRequest" | "preValidation" | "preHandler";
  */
 export interface FastifyRateLimitOptions extends RateLimitOptions<FastifyRequest, FastifyReply> {
   hook?: FastifyRateLimitHook;
+  /** Start-up warnings (see docs/proxies.md): false for none, or some of them off by code. */
+  warnings?: WarningsOption;
 }
 
 /**
@@ -135,8 +138,12 @@ function answer(
   }, done);
 }
 
-function hookFor(limit: Limit): Hook {
+function hookFor(limit: Limit, warnings: Warnings): Hook {
+  const customKey = limit.options.key !== undefined;
   return function floodgateRateLimit(request, reply, done) {
+    if (warnings.pending) {
+      warnings.inspect(customKey, reader, request, "fastify", "key clients another way");
+    }
     let result: ReturnType<Limit["check"]>;
     try {
       result = limit.check(request);
@@ -177,7 +184,7 @@ function policyNames(options: Readonly<FastifyRateLimitOptions>): string[] | und
  * instead of replacing it, so it must charge other buckets than the
  * plugin's (its own policies, under their own names).
  */
-function routeEntry(base: Limit, config: unknown): Entry {
+function routeEntry(base: Limit, config: unknown, warnings: Warnings): Entry {
   const { stack, ...own } = (
     typeof config === "object" && config !== null && !Array.isArray(config) ? config : {}
   ) as FastifyRouteRateLimitOptions;
@@ -215,7 +222,7 @@ function routeEntry(base: Limit, config: unknown): Entry {
   }
   return {
     limit,
-    hook: hookFor(limit),
+    hook: hookFor(limit, warnings),
     name: hookName(limit, "config.rateLimit.hook"),
     stack: stack === true,
   };
@@ -238,11 +245,13 @@ function floodgate(
   done: (error?: Error) => void,
 ): void {
   let base: Limit;
+  let warnings: Warnings;
   try {
     const own: Record<string, unknown> = { ...options };
     for (const name of REGISTER_OPTIONS) delete own[name];
-    base = createRateLimit<FastifyRequest, FastifyReply>(own, reader, ["hook"]);
+    base = createRateLimit<FastifyRequest, FastifyReply>(own, reader, ["hook", "warnings"]);
     hookName(base, "hook");
+    warnings = new Warnings(options.warnings);
   } catch (error) {
     done(error as Error);
     return;
@@ -255,7 +264,7 @@ function floodgate(
   const built = new WeakMap<object, Entry>();
   const global: Entry = {
     limit: base,
-    hook: hookFor(base),
+    hook: hookFor(base, warnings),
     name: hookName(base, "hook"),
     stack: false,
   };
@@ -269,7 +278,7 @@ function floodgate(
         entry = known;
       } else {
         try {
-          entry = routeEntry(base, config);
+          entry = routeEntry(base, config, warnings);
         } catch (error) {
           if (isFloodgateError(error)) {
             error.message += ` (route ${String(route.method)} ${route.url})`;
