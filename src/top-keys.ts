@@ -1,4 +1,4 @@
-import { ownCopy } from "./core/key.js";
+import { ownCopy } from "./core/own-copy.js";
 
 /** TopKey is one heavy hitter: `count` may overstate the truth by at most `error`. */
 export interface TopKey {

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { ConfigError } from "../core/errors.js";
-import { ownCopy } from "../core/key.js";
 import { checkInteger, checkOptions } from "../core/options.js";
+import { ownCopy } from "../core/own-copy.js";
 import type { Outcome } from "../events.js";
 import type { BreakerState, LimiterStats, RateLimiter } from "../limiter.js";
 import type { TopKey } from "../top-keys.js";

@@ -2,7 +2,7 @@ import { type Clock, turnMonotonic } from "../clock.js";
 import { adjust, type BucketState, refill, untilFull } from "../core/bucket.js";
 import { BLOCK_STARTED, charge, type Decision, decide, type StoreReply } from "../core/decision.js";
 import { ClosedError } from "../core/errors.js";
-import { ownCopy } from "../core/key.js";
+import { ownCopy } from "../core/own-copy.js";
 import { type Policy, windowOf } from "../core/policy.js";
 import { isThenable } from "../core/thenable.js";
 import { type FallbackMode, type LimiterEvents, reportBlock } from "../events.js";

@@ -4,8 +4,9 @@ import type { BucketState } from "../core/bucket.js";
 import { adjust, refill, untilFull } from "../core/bucket.js";
 import { BLOCK_STARTED, BLOCKED, charge } from "../core/decision.js";
 import { ConfigError } from "../core/errors.js";
-import { boundKey, ownCopy } from "../core/key.js";
+import { boundKey } from "../core/key.js";
 import { checkOptions } from "../core/options.js";
+import { ownCopy } from "../core/own-copy.js";
 import type { Policy } from "../core/policy.js";
 import type { Store } from "./store.js";
 
