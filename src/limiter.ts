@@ -40,18 +40,18 @@ type Decider = (
 
 export interface RateLimiterOptions {
   /** The limits every key is held to; a request passes only if all of them have room. */
-  policies?: readonly PolicyInput[];
+  policies?: readonly PolicyInput[] | undefined;
   /** Shorthand for `policies: [policy]`. */
-  policy?: PolicyInput;
+  policy?: PolicyInput | undefined;
   /** Where buckets live. Default: a new MemoryStore (using `clock`). */
-  store?: Store;
+  store?: Store | undefined;
   /** Returns epoch ms; default a clock that never jumps, read once per event-loop turn (see turnNow). Used by the default MemoryStore and the top-limited summary. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /**
    * What decides while a network store (RedisStore) fails or misses its
    * deadline: `"insurance"` (default), `"allow"` or `"deny"`. See StoreErrorMode.
    */
-  onStoreError?: StoreErrorMode;
+  onStoreError?: StoreErrorMode | undefined;
   /**
    * Instances sharing the store, integer >= 1. The insurance fallback gives
    * this instance 1/instances of every policy (and of the tokens the store
@@ -59,7 +59,7 @@ export interface RateLimiterOptions {
    * limit while the store is down. Default: learned through the store
    * (`Store.members`, refreshed every 5 s), 1 for a store that cannot tell.
    */
-  instances?: number;
+  instances?: number | undefined;
   /**
    * With a network store, answer a client that the store has denied locally
    * (for the same cost and policies) until the `retryAfter` it was given
@@ -67,25 +67,25 @@ export interface RateLimiterOptions {
    * no other instance can add tokens sooner, so this is exact; a `reset` made
    * on another instance is seen here once that wait ends. Default true.
    */
-  cacheDenials?: boolean;
+  cacheDenials?: boolean | undefined;
   /**
    * A pino-style logger (`info`, `warn`, `error` taking fields and a message).
    * floodgate logs store errors, the breaker, the fallback and evicted
    * throttled clients: each kind at most once per `logInterval`, never per request.
    */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** Milliseconds between two log lines of one kind, integer >= 1. Default 60000. */
-  logInterval?: number;
+  logInterval?: number | undefined;
   /**
    * The summary behind `topLimited()`: `size` keys kept (default 100) over
    * windows of `window` ms (default 60000), or `false` to keep none.
    */
-  topLimited?: { size?: number; window?: number } | false;
+  topLimited?: { size?: number | undefined; window?: number | undefined } | false | undefined;
 }
 
 export interface ConsumeOptions {
   /** Tokens this request spends: a whole number from 1 to the smallest capacity. Default 1. */
-  cost?: number;
+  cost?: number | undefined;
 }
 
 /**

@@ -10,11 +10,11 @@ export const MAX_TIMER = 2 ** 31 - 1;
 
 export interface WaitOptions {
   /** Tokens to spend: a whole number from 1 to the smallest capacity. Default 1. */
-  cost?: number;
+  cost?: number | undefined;
   /** Aborts the wait; the promise rejects with the signal's reason, and the waiter leaves the queue at once. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Most milliseconds to wait; a longer wait rejects with WaitTimeoutError as soon as it is known. Default: no limit. */
-  maxWait?: number;
+  maxWait?: number | undefined;
 }
 
 /** Decider is what waiters spend through (a RateLimiter): `check` is one store call. */

@@ -32,7 +32,8 @@ export class CodedWarnings<Code extends string> {
       );
     }
     for (const [code, on] of Object.entries(option)) {
-      if (!codes.includes(code as Code) || typeof on !== "boolean") {
+      // undefined is as if the code were left out: the warning stays on.
+      if (!codes.includes(code as Code) || (on !== undefined && typeof on !== "boolean")) {
         throw new ConfigError(
           `${name}.${code}`,
           on,
@@ -40,7 +41,7 @@ export class CodedWarnings<Code extends string> {
           `name the warning to turn off, e.g. ${name.replace(/^.*\./, "")}: { ${codes[0]}: false }`,
         );
       }
-      if (!on) this.#off.add(code as Code);
+      if (on === false) this.#off.add(code as Code);
     }
   }
 

@@ -464,4 +464,22 @@ describe("a node:http server on a Unix socket behind a proxy", () => {
       /"keys.ip.warnings.FLOODGATE_FORWARDED_NOT_TRUSTED" must be a warning code \(FLOODGATE_NO_CLIENT_ADDRESS\)/,
     );
   });
+
+  it("takes a warning code set to undefined as left out: the warning stays on", async () => {
+    // What exactOptionalPropertyTypes users may pass: `{ CODE: maybeFalse }`.
+    const seen = heard();
+    try {
+      const { path } = await onSocket(
+        keys.ip({
+          trustProxy: ["127.0.0.1"],
+          warnings: { FLOODGATE_NO_CLIENT_ADDRESS: undefined },
+        }),
+      );
+      expect(await get(path, "192.0.2.1")).toBe(200);
+      await tick();
+      expect(seen.codes).toEqual(["FLOODGATE_NO_CLIENT_ADDRESS"]);
+    } finally {
+      seen.stop();
+    }
+  });
 });

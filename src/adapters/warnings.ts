@@ -30,7 +30,7 @@ export type WarningCode =
  * default) or off (`false`), or some of them off by code:
  * `{ FLOODGATE_FORWARDED_NOT_TRUSTED: false }`.
  */
-export type WarningsOption = boolean | { readonly [code in WarningCode]?: boolean };
+export type WarningsOption = boolean | { readonly [code in WarningCode]?: boolean | undefined };
 
 const CODES: readonly WarningCode[] = [
   "FLOODGATE_PERMISSIVE_TRUST_PROXY",

@@ -17,7 +17,7 @@ export type Duration = number | `${number}${"ms" | "s" | "m" | "h" | "d"}`;
  */
 export interface PolicyInput {
   /** Label in headers, metrics and store keys: `[A-Za-z0-9_-]{1,64}`. Default `"default"`. */
-  name?: string;
+  name?: string | undefined;
   /** Most tokens the bucket holds: the burst. Integer from 1 to `Number.MAX_SAFE_INTEGER`. */
   capacity: number;
   /** Tokens added every `interval`: the sustained rate. Integer from 1 to `Number.MAX_SAFE_INTEGER`. */
@@ -32,13 +32,13 @@ export interface PolicyInput {
    * the bucket below zero. Integer >= 0, with `capacity + maxDebt` at most
    * `Number.MAX_SAFE_INTEGER`. Default `capacity`; 0 allows no debt.
    */
-  maxDebt?: number;
+  maxDebt?: number | undefined;
   /**
    * Milliseconds (or a duration string) a key stays blocked once this policy
    * denies it: every request until then is denied without spending. From 1 ms
    * to 365 days. Default: no block.
    */
-  blockFor?: Duration | (string & {});
+  blockFor?: Duration | (string & {}) | undefined;
 }
 
 /** Policy is a validated, frozen PolicyInput with `interval` in milliseconds. */

@@ -52,27 +52,27 @@ export interface IpKeyOptions {
    * match. The chain is walked from the right. `true` is refused, and so is
    * a list that covers every IPv4 or every public IPv6 address.
    */
-  trustProxy?: false | number | string | readonly string[];
+  trustProxy?: false | number | string | readonly string[] | undefined;
   /**
    * The header your proxies append the chain to, the only one read: default
    * `"x-forwarded-for"`, as Express's and Fastify's own `trustProxy` read;
    * `"forwarded"` for proxies that write RFC 7239's Forwarded. Whatever a
    * client sends in the other one, or in X-Real-IP, is ignored.
    */
-  proxyHeader?: ProxyHeader;
+  proxyHeader?: ProxyHeader | undefined;
   /**
    * Prefix length in bits (1 to 128) that groups IPv6 clients into one key.
    * Default 64. Addresses of the NAT64 prefix 64:ff9b::/96 are IPv4 clients
    * and keyed by their IPv4 address, those of 64:ff9b:1::/48 whole.
    */
-  ipv6Subnet?: number;
+  ipv6Subnet?: number | undefined;
   /**
    * Turns off (`false`, or `{ FLOODGATE_NO_CLIENT_ADDRESS: false }`) the
    * warning that a request came through a proxy to a socket without an
    * address (a server on a Unix socket) while `trustProxy` lists addresses,
    * which cannot vouch for it: every such client is keyed "unknown".
    */
-  warnings?: boolean | { readonly FLOODGATE_NO_CLIENT_ADDRESS?: boolean };
+  warnings?: boolean | { readonly FLOODGATE_NO_CLIENT_ADDRESS?: boolean | undefined } | undefined;
 }
 
 type IpWarningCode = "FLOODGATE_NO_CLIENT_ADDRESS";
@@ -155,7 +155,7 @@ function ip(options: IpKeyOptions = {}): Key {
 /** HeaderKeyOptions configure `keys.header`. */
 export interface HeaderKeyOptions<Req> {
   /** The key of a request without the header (or with it empty). Default `keys.ip()`. */
-  fallback?: KeyFunction<Req>;
+  fallback?: KeyFunction<Req> | undefined;
 }
 
 /**

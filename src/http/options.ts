@@ -33,23 +33,23 @@ export type LimitedBody = string | object;
  */
 export interface RateLimitOptions<Req, Reply = never> {
   /** The limits: a list, or a function of the request (tiers). Required unless `policy` is given. */
-  policies?: readonly PolicyInput[] | PoliciesFunction<Req>;
+  policies?: readonly PolicyInput[] | PoliciesFunction<Req> | undefined;
   /** One limit (shorthand for `policies: [policy]`), or a function of the request. */
-  policy?: PolicyInput | PoliciesFunction<Req>;
+  policy?: PolicyInput | PoliciesFunction<Req> | undefined;
   /** Where buckets live. Default: a new MemoryStore for this middleware. */
-  store?: Store;
+  store?: Store | undefined;
   /**
    * A RateLimiter to charge instead of building one: for its store-failure
    * handling (`onStoreError`), events, logger and metrics. Its policies are
    * the default of `policies`. Not together with `store`.
    */
-  limiter?: RateLimiter;
+  limiter?: RateLimiter | undefined;
   /** The client a request is counted against. Default `keys.ip()`: the socket's address. */
-  key?: KeyFunction<Req>;
+  key?: KeyFunction<Req> | undefined;
   /** Tokens a request spends: a whole number >= 1, or a function of the request. Default 1. */
-  cost?: number | ((request: Req) => number | Promise<number>);
+  cost?: number | ((request: Req) => number | Promise<number>) | undefined;
   /** Requests for which this returns true are not counted and get no headers (health checks, allow lists). */
-  skip?: (request: Req) => boolean | Promise<boolean>;
+  skip?: ((request: Req) => boolean | Promise<boolean>) | undefined;
   /**
    * Count CORS preflights (`OPTIONS` requests with an
    * `Access-Control-Request-Method` header) like any request. Default
@@ -57,37 +57,40 @@ export interface RateLimitOptions<Req, Reply = never> {
    * pass uncounted and get no headers, as `skip` would do, and a client's
    * limit is not spent twice. Any other `OPTIONS` request is counted.
    */
-  countPreflights?: boolean;
+  countPreflights?: boolean | undefined;
   /** `"shadow"` decides and reports (onLimited, the request's decision) but never blocks. Default `"enforce"`. */
-  mode?: Mode;
+  mode?: Mode | undefined;
   /**
    * Which rate-limit headers to send: `"legacy"` (X-RateLimit-*), `"ietf"`
    * (RateLimit-Policy and RateLimit), `"both"` or `false`. Default `"both"`,
    * and `false` in shadow mode, so trying a limit out does not change what
    * clients see. Retry-After is sent on every 429 regardless.
    */
-  headers?: HeaderMode;
+  headers?: HeaderMode | undefined;
   /** Called with each request that is denied (in shadow mode: that would be), before the 429. */
-  onLimited?: (request: Req, decision: Decision) => void;
+  onLimited?: ((request: Req, decision: Decision) => void) | undefined;
   /** Status of the limited response: 400 to 599. Default 429. */
-  statusCode?: number;
+  statusCode?: number | undefined;
   /**
    * Status when the store is down and the limiter's `onStoreError: "deny"`
    * refused the request (`decision.reason` is `"fail-closed"`): 400 to 599.
    * Default `statusCode`; 503 tells clients the service, not they, is the problem.
    */
-  failClosedStatusCode?: number;
+  failClosedStatusCode?: number | undefined;
   /**
    * Body of the limited response, or a function of the request and decision
    * returning it (or a promise of it). A string is sent as text/plain,
    * anything else as JSON; bytes are refused. Default `{"detail":"Too many requests. Try again later."}`.
    */
-  body?: LimitedBody | ((request: Req, decision: Decision) => LimitedBody | Promise<LimitedBody>);
+  body?:
+    | LimitedBody
+    | ((request: Req, decision: Decision) => LimitedBody | Promise<LimitedBody>)
+    | undefined;
   /**
    * Sends the limited response yourself (instead of `statusCode` and `body`);
    * the rate-limit headers and Retry-After are already set when it runs.
    */
-  respond?: (request: Req, reply: Reply, decision: Decision) => unknown;
+  respond?: ((request: Req, reply: Reply, decision: Decision) => unknown) | undefined;
   /**
    * Called once the response has been sent, with the request and its
    * status: when it returns (or resolves to) `true`, the request's cost is
@@ -98,7 +101,7 @@ export interface RateLimitOptions<Req, Reply = never> {
    * decided while the store failed. It runs after the response and never
    * delays it; a throw or rejection is reported as a process warning.
    */
-  refund?: (request: Req, status: number) => boolean | Promise<boolean>;
+  refund?: ((request: Req, status: number) => boolean | Promise<boolean>) | undefined;
 }
 
 /** LimitedResponse is the limited response, serialized: adapters send it as is. */

@@ -36,13 +36,13 @@ export interface DashboardOptions {
    */
   guard: (request: DashboardRequest) => boolean | Promise<boolean>;
   /** Where the page is mounted: `path` serves the page, `path + "/stats.json"` the data. Default `"/ratelimit"`. */
-  path?: string;
+  path?: string | undefined;
   /** Seconds of history the chart shows: 60 to 3600. Default 300. */
-  history?: number;
+  history?: number | undefined;
   /** Top limited clients listed: 1 to 100. Default 10. */
-  top?: number;
+  top?: number | undefined;
   /** The page's title. Default `"floodgate"`. */
-  title?: string;
+  title?: string | undefined;
 }
 
 /** DashboardStore is the store's health as the page shows it. */
@@ -353,3 +353,5 @@ export function dashboard(options: DashboardOptions): Dashboard {
     },
   };
 }
+
+export type { PolicySeries } from "./series.js";

@@ -21,13 +21,13 @@ const OPTIONS = ["registry", "prefix", "nearLimitRatio", "durationBuckets"];
 
 export interface PrometheusOptions {
   /** The prom-client Registry to register on. Default: prom-client's global `register`. */
-  registry?: RegistryLike;
+  registry?: RegistryLike | undefined;
   /** Prepended to every metric name, like prom-client's own `prefix`: `"api_"` gives `api_floodgate_decisions_total`. Default `""`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** A policy counts a near-limit decision when an allowed request leaves it under this share of its capacity. Default 0.2. */
-  nearLimitRatio?: number;
+  nearLimitRatio?: number | undefined;
   /** Upper bounds in seconds of the store call duration buckets. */
-  durationBuckets?: readonly number[];
+  durationBuckets?: readonly number[] | undefined;
 }
 
 /** PrometheusMetrics is what `prometheusMetrics` registered; serve `metrics()` as `contentType`. */

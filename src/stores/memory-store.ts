@@ -19,16 +19,16 @@ export interface MemoryStoreOptions {
    * are dropped first (invisible to clients), then those closest to full,
    * and clients being throttled only when nothing else is left. Default 2,000,000.
    */
-  maxKeys?: number;
+  maxKeys?: number | undefined;
   /**
    * Returns epoch ms. Default: a clock that never jumps (the wall clock at
    * start plus monotonic time, read once per event-loop turn), so a
    * wall-clock step changes no decision. Pass a fake clock to test limits
    * without sleeping.
    */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Hears each bucket evicted at `maxKeys`; see MemoryStore.onEvict. */
-  onEvict?: EvictionListener;
+  onEvict?: EvictionListener | undefined;
 }
 
 /** EvictionListener hears one bucket evicted to make room: `kind`, the policy's name, the client key. */

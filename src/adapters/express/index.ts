@@ -43,7 +43,7 @@ export function rateLimitOf(req: Request): Decision | undefined {
  * switches off the start-up warnings about client identity (all, or by code).
  */
 export interface ExpressRateLimitOptions extends RateLimitOptions<Request, Response> {
-  warnings?: WarningsOption;
+  warnings?: WarningsOption | undefined;
 }
 
 /**
@@ -51,7 +51,11 @@ export interface ExpressRateLimitOptions extends RateLimitOptions<Request, Respo
  * route of its own and `limiter` for `reset` and `peek`.
  */
 export interface ExpressRateLimit {
-  (req: Request, res: Response, next: NextFunction): void;
+  // Generic so that a route's own Request type flows through: with
+  // `(req: Request)`, Express 5's types widen req.params to ParamsDictionary
+  // (string | string[]) for every handler after floodgate on the route.
+  // biome-ignore lint/suspicious/noExplicitAny: Express's own type parameters, as its RequestHandler declares them
+  <Req extends Request<any, any, any, any, any>>(req: Req, res: Response, next: NextFunction): void;
   /**
    * route builds the middleware of one route: `overrides` replace these
    * options and the rest, including the limiter (so the buckets), is shared.

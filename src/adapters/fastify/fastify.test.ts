@@ -171,6 +171,14 @@ describe("floodgate/fastify", () => {
     ).toThrow(/"config.rateLimit.stack" must be true or false/);
   });
 
+  it("takes stack: undefined in a route's config as stack left out", async () => {
+    const { app } = await demo();
+    app.get("/u", { config: { rateLimit: { stack: undefined, cost: 4 } } }, async () => 1);
+    const r = await app.inject("/u");
+    expect(r.statusCode).toBe(200);
+    expect(r.headers["x-ratelimit-remaining"]).toBe("6");
+  });
+
   it("skips what skip says", async () => {
     const { app } = await demo({ skip: (request) => request.headers["x-internal"] === "yes" });
     for (let i = 0; i < 20; i++) {

@@ -31,9 +31,9 @@ export type FastifyRateLimitHook = "onRequest" | "preValidation" | "preHandler";
  * least; use `"preHandler"` to key by a user that an auth hook sets later.
  */
 export interface FastifyRateLimitOptions extends RateLimitOptions<FastifyRequest, FastifyReply> {
-  hook?: FastifyRateLimitHook;
+  hook?: FastifyRateLimitHook | undefined;
   /** Start-up warnings (see docs/proxies.md): false for none, or some of them off by code. */
-  warnings?: WarningsOption;
+  warnings?: WarningsOption | undefined;
 }
 
 /**
@@ -44,7 +44,7 @@ export interface FastifyRateLimitOptions extends RateLimitOptions<FastifyRequest
  * plugin's for that route. A stacked limit needs policies of its own.
  */
 export interface FastifyRouteRateLimitOptions extends FastifyRateLimitOptions {
-  stack?: boolean;
+  stack?: boolean | undefined;
 }
 
 declare module "fastify" {
@@ -58,7 +58,7 @@ declare module "fastify" {
      * `stack: true`, a limit added on top of the plugin's); false turns
      * limiting off for it.
      */
-    rateLimit?: FastifyRouteRateLimitOptions | false;
+    rateLimit?: FastifyRouteRateLimitOptions | false | undefined;
   }
 }
 
@@ -185,9 +185,8 @@ function policyNames(options: Readonly<FastifyRateLimitOptions>): string[] | und
  * plugin's (its own policies, under their own names).
  */
 function routeEntry(base: Limit, config: unknown, warnings: Warnings): Entry {
-  const { stack, ...own } = (
-    typeof config === "object" && config !== null && !Array.isArray(config) ? config : {}
-  ) as FastifyRouteRateLimitOptions;
+  const object = typeof config === "object" && config !== null && !Array.isArray(config);
+  const { stack, ...own } = (object ? config : {}) as FastifyRouteRateLimitOptions;
   if (stack !== undefined && typeof stack !== "boolean") {
     throw new ConfigError(
       "config.rateLimit.stack",
@@ -196,10 +195,9 @@ function routeEntry(base: Limit, config: unknown, warnings: Warnings): Entry {
       "stack: true adds the route's limit on top of the plugin's; leave it out to replace the plugin's",
     );
   }
-  const limit = base.route(
-    (stack === undefined ? config : own) as FastifyRateLimitOptions,
-    "config.rateLimit.",
-  );
+  // Without `stack` (given as undefined too, which means it is left out);
+  // anything but an object as given, for base.route's message about it.
+  const limit = base.route((object ? own : config) as FastifyRateLimitOptions, "config.rateLimit.");
   if (stack === true) {
     const mine = policyNames(own);
     if (own.policy === undefined && own.policies === undefined) {

@@ -15,9 +15,13 @@ import {
 import { withHeaders } from "../response.js";
 import { type Holder, record, stacked, stricter } from "../stack.js";
 
-/** FetchHandler is a Fetch handler: a Request (and whatever the runtime passes after it) in, a Response out. */
-export type FetchHandler<Rest extends unknown[] = unknown[]> = (
-  request: Request,
+/**
+ * FetchHandler is a Fetch handler: a Request (and whatever the runtime passes
+ * after it) in, a Response out. `Req` is the handler's request type, a
+ * subclass such as Next.js's NextRequest included.
+ */
+export type FetchHandler<Rest extends unknown[] = unknown[], Req extends Request = Request> = (
+  request: Req,
   ...rest: Rest
 ) => Response | Promise<Response>;
 
@@ -26,15 +30,17 @@ export type FetchHandler<Rest extends unknown[] = unknown[]> = (
  * required unless `address` is given. `respond` gets the request, the
  * arguments after it (`rest`) and the decision, and returns the Response.
  */
-export interface FetchRateLimitOptions<Rest extends unknown[] = unknown[]>
-  extends RateLimitOptions<Request, Rest> {
+export interface FetchRateLimitOptions<
+  Rest extends unknown[] = unknown[],
+  Req extends Request = Request,
+> extends RateLimitOptions<Req, Rest> {
   /**
    * address returns the client's IP from what the runtime passes the
    * handler, for the default key (keys.ip, with its trustProxy). E.g. Deno:
    * `(req, info) => info.remoteAddr.hostname`; Bun:
    * `(req, server) => server.requestIP(req)?.address`.
    */
-  address?: (request: Request, ...rest: Rest) => string | undefined;
+  address?: ((request: Req, ...rest: Rest) => string | undefined) | undefined;
 }
 
 type Limit = RateLimit<Request, unknown[]>;
@@ -132,12 +138,14 @@ async function answer(
  * given. Handlers wrapped with the same options object share one limit (and
  * its buckets); `overrides` gives one handler options of its own over that
  * limit, as a route override does. Errors of the user's functions reject.
+ * The options' functions get the handler's own request type (`Req`, e.g.
+ * Next.js's NextRequest) and the arguments after it (`Rest`).
  */
-export function withRateLimit<Rest extends unknown[] = unknown[]>(
-  handler: FetchHandler<Rest>,
-  options: FetchRateLimitOptions<Rest>,
-  overrides?: RateLimitOptions<Request, Rest>,
-): (request: Request, ...rest: Rest) => Promise<Response> {
+export function withRateLimit<Rest extends unknown[] = unknown[], Req extends Request = Request>(
+  handler: FetchHandler<Rest, Req>,
+  options: FetchRateLimitOptions<Rest, Req>,
+  overrides?: RateLimitOptions<Req, Rest>,
+): (request: Req, ...rest: Rest) => Promise<Response> {
   if (typeof handler !== "function") {
     throw new ConfigError(
       "handler",
@@ -154,7 +162,7 @@ export function withRateLimit<Rest extends unknown[] = unknown[]>(
   const address = (options as FetchRateLimitOptions<unknown[]>).address;
   const addresses = base.addresses;
   const inner = handler as FetchHandler;
-  return function floodgateFetch(request: Request, ...rest: Rest): Promise<Response> {
+  return function floodgateFetch(request: Req, ...rest: Rest): Promise<Response> {
     let result: ReturnType<Limit["check"]>;
     try {
       if (address !== undefined) {

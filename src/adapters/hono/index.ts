@@ -5,7 +5,7 @@
 // request answered with `c.body`. Only types come from hono, so importing
 // this module never loads it.
 import type { IncomingMessage } from "node:http";
-import type { Context, MiddlewareHandler, Next } from "hono";
+import type { Context, Env, MiddlewareHandler, Next } from "hono";
 import type { Decision } from "../../core/decision.js";
 import { ConfigError } from "../../core/errors.js";
 import {
@@ -39,25 +39,30 @@ export type ConnInfoGetter = (c: Context) => { remote: { address?: string | unde
  * `warnings`. Without `getConnInfo` the client's address is read where the
  * runtime puts it: @hono/node-server, Bun and Deno; elsewhere (Cloudflare
  * Workers, Lambda) pass your runtime's `getConnInfo` or key by something else.
+ * `E` is the app's Env (`new Hono<E>()`): pass it as `rateLimit<E>(...)` to
+ * type `c.get`, `c.var` and `c.env` in the options' functions.
  */
-export interface HonoRateLimitOptions extends RateLimitOptions<Context, Context> {
+// biome-ignore lint/suspicious/noExplicitAny: Hono's own default Env (its Context, MiddlewareHandler and createMiddleware default to any)
+export interface HonoRateLimitOptions<E extends Env = any>
+  extends RateLimitOptions<Context<E>, Context<E>> {
   /** Hono's getConnInfo for your runtime: where the default key (keys.ip) reads the client's address. */
-  getConnInfo?: ConnInfoGetter;
+  getConnInfo?: ConnInfoGetter | undefined;
   /** Start-up warnings about client identity: false turns them off, or some by code. */
-  warnings?: WarningsOption;
+  warnings?: WarningsOption | undefined;
 }
 
 /**
  * HonoRateLimit is the middleware `rateLimit` returns, with `route` for a
  * route of its own and `limiter` for `reset` and `peek`.
  */
-export interface HonoRateLimit extends MiddlewareHandler {
+// biome-ignore lint/suspicious/noExplicitAny: Hono's own default Env
+export interface HonoRateLimit<E extends Env = any> extends MiddlewareHandler<E> {
   /**
    * route builds the middleware of one route: `overrides` replace these
    * options and the rest, including the limiter (so the buckets), is shared.
    * Mount it instead of, not after, this middleware on that route.
    */
-  route(overrides: RateLimitOptions<Context, Context>): HonoRateLimit;
+  route(overrides: RateLimitOptions<Context<E>, Context<E>>): HonoRateLimit<E>;
   /**
    * limiter is the RateLimiter this middleware charges. Its `reset(key)`
    * forgets the key's buckets under every policy this middleware and its
@@ -238,9 +243,11 @@ function middleware(
  * denied one is answered with 429, Retry-After and the JSON body, and the
  * handler does not run. Errors of the user's functions go to Hono's
  * `onError`. Stacked limiters each set their headers and the strictest
- * decision wins.
+ * decision wins. With an app's own Env, `rateLimit<Env>({ ... })` types the
+ * context its functions get, as Hono's `createMiddleware<Env>` does.
  */
-export function rateLimit(options: HonoRateLimitOptions): HonoRateLimit {
+// biome-ignore lint/suspicious/noExplicitAny: Hono's own default Env
+export function rateLimit<E extends Env = any>(options: HonoRateLimitOptions<E>): HonoRateLimit<E> {
   const getConnInfo = (options as { getConnInfo?: unknown } | null)?.getConnInfo;
   if (getConnInfo !== undefined && typeof getConnInfo !== "function") {
     throw new ConfigError(
@@ -251,8 +258,8 @@ export function rateLimit(options: HonoRateLimitOptions): HonoRateLimit {
     );
   }
   const reader = readerFor(getConnInfo as ConnInfoGetter | undefined);
-  const limit = createRateLimit<Context, Context>(options, reader, EXTRA);
-  return middleware(limit, new Warnings(options.warnings), reader);
+  const limit = createRateLimit<Context, Context>(options as HonoRateLimitOptions, reader, EXTRA);
+  return middleware(limit, new Warnings(options.warnings), reader) as HonoRateLimit<E>;
 }
 
 export type { Decision } from "../../core/decision.js";

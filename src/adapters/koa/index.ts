@@ -16,7 +16,20 @@ import { readAddress, readHeader, whenSent } from "../incoming.js";
 import { type Bag, recordIn, stackedIn, stricter } from "../stack.js";
 import { Warnings, type WarningsOption } from "../warnings.js";
 
-/** RateLimitState types `ctx.state` for apps that declare theirs: `new Koa<RateLimitState>()`. */
+declare module "koa" {
+  // Koa's default state (`new Koa()`, koa-router's): ctx.state.rateLimit is
+  // typed there. Koa's DefaultState extends any, so an app's own declaration
+  // of other state keys is unaffected.
+  interface DefaultState {
+    /** rateLimit is floodgate's decision (the strictest one when limiters are stacked); undefined when none decided. */
+    rateLimit?: Decision;
+  }
+}
+
+/**
+ * RateLimitState types `ctx.state` for apps that declare theirs:
+ * `new Koa<RateLimitState>()` (or `new Koa<MyState & RateLimitState>()`).
+ */
 export interface RateLimitState {
   /** rateLimit is floodgate's decision (the strictest one when limiters are stacked); undefined when none decided. */
   rateLimit?: Decision;
@@ -24,7 +37,7 @@ export interface RateLimitState {
 
 /** KoaRateLimitOptions are floodgate's HTTP options plus `warnings` (start-up warnings about client identity). */
 export interface KoaRateLimitOptions extends RateLimitOptions<Context, Context> {
-  warnings?: WarningsOption;
+  warnings?: WarningsOption | undefined;
 }
 
 /**

@@ -21,7 +21,7 @@ export type RateLimitedRequest = IncomingMessage & { rateLimit?: Decision };
 
 /** NodeRateLimitOptions are floodgate's HTTP options plus `warnings` (start-up warnings about client identity). */
 export interface NodeRateLimitOptions extends RateLimitOptions<IncomingMessage, ServerResponse> {
-  warnings?: WarningsOption;
+  warnings?: WarningsOption | undefined;
 }
 
 /**

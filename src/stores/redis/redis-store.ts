@@ -48,32 +48,32 @@ export interface RedisStoreOptions {
    * Your connected client: ioredis, iovalkey, an ioredis Cluster, or node-redis
    * v4/v5. The store never closes it. Give either `client` or `url`.
    */
-  client?: RedisClientLike;
+  client?: RedisClientLike | undefined;
   /**
    * A `redis://` or `rediss://` URL: the store opens (and on `close`, quits) its
    * own client with the first library installed (ioredis, iovalkey, redis),
    * set up as the README ("Client options that matter") advises.
    */
-  url?: string;
+  url?: string | undefined;
   /** Start of every key: 1 to 20 of `A-Z a-z 0-9 _ . : -`. Default `"floodgate"`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /**
    * Milliseconds a RateLimiter waits for Redis before following its
    * `onStoreError`. Integer from 1 to 60000; default 50.
    */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Milliseconds `ready()` waits for the connection (and the scripts to
    * load) before it rejects. Integer from 1 to 600000; default 5000.
    */
-  readyTimeout?: number;
+  readyTimeout?: number | undefined;
   /**
    * The store's warnings after it connects, on (`true`, the default) or off
    * (`false`), or some of them by code: `{ FLOODGATE_REDIS_EVICTION: false }`.
    */
-  warnings?: boolean | { readonly [code in RedisWarningCode]?: boolean };
+  warnings?: boolean | { readonly [code in RedisWarningCode]?: boolean | undefined } | undefined;
   /** Tests only: a clock in epoch ms sent to the script instead of Redis `TIME`. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 interface Plan {
