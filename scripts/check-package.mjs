@@ -21,8 +21,7 @@ const run = (cmd, args, cwd) =>
 {
   const dist = join(root, "dist");
   const chunks = readdirSync(dist).filter((f) => f.endsWith(".js"));
-  const home = (pattern) =>
-    chunks.filter((f) => pattern.test(readFileSync(join(dist, f), "utf8")));
+  const home = (pattern) => chunks.filter((f) => pattern.test(readFileSync(join(dist, f), "utf8")));
   const limiter = home(/^var RateLimiter = class/m);
   if (limiter.length !== 1) throw new Error(`RateLimiter defined in ${limiter.length} ESM chunks`);
   for (const name of ["boundKey", "turnNow", "refill", "charge"]) {
