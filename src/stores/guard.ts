@@ -246,7 +246,10 @@ export class Guard {
   #changes = 0;
   /** The count of changes at each key's last one; bounded by MAX_CHANGED. */
   readonly #changedAt = new Map<string, number>();
-  /** Calls and states from before this count may predate a change the map let go: treated as changed. */
+  /**
+   * Calls and states from before this count may predate a change the map let
+   * go (the map holds every change made after it): treated as changed.
+   */
   #changedFloor = 0;
   /** Rejects each call `within` is waiting for (reset, refund, settle, block): close() ends them. */
   readonly #waiting = new Set<(error: unknown) => void>();
@@ -290,7 +293,8 @@ export class Guard {
     const changes = ++this.#changes;
     if (this.#changedAt.size >= MAX_CHANGED) {
       this.#changedAt.clear();
-      this.#changedFloor = changes;
+      // The map let go of changes up to `changes - 1`: a call or state from that count on predates none of them.
+      this.#changedFloor = changes - 1;
     }
     this.#changedAt.set(ownCopy(key), changes);
     const denials = this.#denials;
@@ -339,7 +343,8 @@ export class Guard {
    * decision's deadline: the check runs after the event loop has read its
    * sockets (a reply that has arrived wins), and a deadline the loop ran more
    * than half a timeout late for gets one more timeout (counted in
-   * `lateLoop`). close() rejects it with ClosedError.
+   * `lateLoop`; late again, it rejects, counted there again, as a decision
+   * then falls back). close() rejects it with ClosedError.
    */
   within<T>(work: Promise<T>): Promise<T> {
     if (this.#closed) {
@@ -358,11 +363,14 @@ export class Guard {
       };
       const check = (): void => {
         if (!this.#waiting.has(fail)) return;
-        if (!graced && timers.now() - due > this.#timeout / 2) {
-          graced = true;
+        if (timers.now() - due > this.#timeout / 2) {
+          // Missed because this loop ran late: counted as such, once per deadline, as a decision's is.
           this.#stats.lateLoop++;
-          arm();
-          return;
+          if (!graced) {
+            graced = true;
+            arm();
+            return;
+          }
         }
         fail(new StoreTimeoutError(this.#timeout));
       };

@@ -475,9 +475,38 @@ export class RedisStore implements Store {
       },
       (error: unknown) => {
         this.#pending -= count;
+        // A Cluster node refuses a script whose keys span slots before it
+        // runs (so nothing was charged): one CLUSTER INFO could not tell
+        // (refused by an ACL, renamed). Share no script call from now on,
+        // and send each of these consumes alone.
+        if (count > 1 && isCrossSlot(error)) {
+          conn.single = false;
+          this.#alone(batch);
+          return;
+        }
         for (const s of settle) s.reject(error);
       },
     );
+  }
+
+  /** alone sends each consume of a batch as a batch of its own: a plain call. */
+  #alone(batch: Batch): void {
+    const { keys, plans, args, settle } = batch;
+    const step = this.clock === undefined ? 2 : 3;
+    let k = 0;
+    for (let i = 0; i < settle.length; i++) {
+      const a = i * step;
+      const plan = plans[Number(args[a]) - 1] as Plan;
+      const n = plan.suffixes.length;
+      this.#dispatch({
+        keys: keys.slice(k, k + n),
+        plans: [plan],
+        args: ["1", ...args.slice(a + 1, a + step)],
+        settle: [settle[i] as Settle],
+        limit: 1,
+      });
+      k += n;
+    }
   }
 
   /**
@@ -666,7 +695,9 @@ export class RedisStore implements Store {
     );
     const failed = loads.find((r) => r.status === "rejected");
     if (failed !== undefined && !conn.ready()) throw failed.reason;
-    await Promise.all([this.#checkEviction(servers), this.#checkCluster(conn, servers)]);
+    // The Cluster first: it may throw to prepare again, and the eviction policy's warnings go once.
+    await this.#checkCluster(conn, servers);
+    await this.#checkEviction(servers);
   }
 
   /**
@@ -680,7 +711,12 @@ export class RedisStore implements Store {
   async #checkCluster(conn: Conn, servers: readonly Server[]): Promise<void> {
     const server = servers[0];
     if (!conn.single || server === undefined || servers.length !== 1) return;
-    const info = await server.send(["CLUSTER", "INFO"]).catch(() => undefined);
+    // Refused (no Cluster, an ACL, a proxy): the batches' CROSSSLOT would tell.
+    // The connection lost meanwhile: prepare again, as for SCRIPT LOAD.
+    const info = await server.send(["CLUSTER", "INFO"]).catch((error: unknown) => {
+      if (!conn.ready()) throw error;
+      return undefined;
+    });
     const text = typeof info === "string" ? info : String(info ?? "");
     const size = /cluster_size:(\d+)/.exec(text);
     if (size === null) return;
@@ -799,6 +835,11 @@ function settleOne(s: Settle, reply: unknown): void {
     return;
   }
   s.resolve(r);
+}
+
+/** isCrossSlot tells Redis Cluster's refusal of a call whose keys span slots (it never ran). */
+function isCrossSlot(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith("CROSSSLOT");
 }
 
 function message(error: unknown): string {
