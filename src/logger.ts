@@ -74,6 +74,7 @@ export function loggable(error: unknown, depth = 0): unknown {
   const e = error as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
   let proto: object | null = Error.prototype;
   let name: unknown;
+  let nameOwn = false;
   let message: unknown;
   let stack: unknown;
   let code: unknown;
@@ -81,7 +82,8 @@ export function loggable(error: unknown, depth = 0): unknown {
   let errors: unknown;
   try {
     proto = Object.getPrototypeOf(error) ?? Error.prototype;
-    name = Object.hasOwn(error, "name") ? e.name : undefined;
+    name = e.name;
+    nameOwn = Object.hasOwn(error, "name");
     ({ message, stack, code } = e);
     cause = depth < 4 && "cause" in error ? (error as { cause?: unknown }).cause : undefined;
     errors = depth < 4 ? (error as { errors?: unknown }).errors : undefined;
@@ -89,12 +91,18 @@ export function loggable(error: unknown, depth = 0): unknown {
     // A hostile getter: the class is all that is told.
   }
   const safe = Object.create(proto) as Record<string, unknown>;
-  const hidden = (key: string, value: unknown) =>
-    Object.defineProperty(safe, key, { value, writable: true, configurable: true });
-  if (typeof name === "string") safe.name = name;
+  // Defined, never assigned: an assignment throws where the prototype has a
+  // getter without a setter (DOMException's name, message and code).
+  const own = (key: string, value: unknown, enumerable: boolean) =>
+    Object.defineProperty(safe, key, { value, writable: true, enumerable, configurable: true });
+  const hidden = (key: string, value: unknown) => own(key, value, false);
+  // A name the prototype gives stays out of sight (pino shows the class as
+  // `type`), but is copied: a prototype's getter may check its receiver
+  // (DOMException's throws on any object that is not one).
+  if (typeof name === "string") own("name", name, nameOwn);
   hidden("message", typeof message === "string" ? message : "");
   if (typeof stack === "string") hidden("stack", stack);
-  if (typeof code === "string" || typeof code === "number") safe.code = code;
+  if (typeof code === "string" || typeof code === "number") own("code", code, true);
   if (cause !== undefined) hidden("cause", loggable(cause, depth + 1));
   if (Array.isArray(errors))
     hidden(

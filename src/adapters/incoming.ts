@@ -21,7 +21,8 @@ const NODE_HEADER_ITEMS = 2000;
  * linesDropped tells whether Node may have dropped header lines of
  * `request`: it keeps the first `server.maxHeadersCount` lines (1000 by
  * default) in `headers`, and not many more in `rawHeaders`, and drops the
- * rest without a word. A request with that many lines is taken as cut.
+ * rest without a word. An HTTP/1 request with that many lines is taken as
+ * cut; an HTTP/2 one never is.
  */
 export function linesDropped(request: IncomingMessage): boolean {
   // A stand-in request without rawHeaders (a test's fake) has dropped nothing.
@@ -31,7 +32,11 @@ export function linesDropped(request: IncomingMessage): boolean {
   const count = server?.maxHeadersCount;
   // As Node computes its parser's limit: a number of lines, doubled; 0 (or less) is no limit.
   const limit = typeof count === "number" ? count << 1 : NODE_HEADER_ITEMS;
-  return limit > 0 && lines >= limit;
+  // maxHeadersCount is HTTP/1's: an HTTP/2 request (http2's compat API, as
+  // Fastify's and @hono/node-server's http2 use it, or an allowHTTP1 server's
+  // h2 clients) drops no header lines, a list past maxHeaderListPairs resets
+  // the stream, and its rawHeaders count the pseudo-headers too.
+  return limit > 0 && lines >= limit && request.httpVersionMajor !== 2;
 }
 
 /**

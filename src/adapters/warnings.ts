@@ -92,21 +92,40 @@ export class Warnings extends CodedWarnings<WarningCode> {
   /**
    * pending is true while requests still need inspecting: the first one,
    * then each one until one carries a proxy header (the forwarded warning is
-   * given then, once). Adapters test it before calling inspect, so once it
+   * given then, once). Adapters call `watch` while it said to, so once it
    * is false, and whenever the warning is off or the key is custom, a
-   * request costs that one boolean test.
+   * request costs one boolean test.
    */
   pending = true;
   #first = true;
   readonly #forwarded: boolean;
 
-  constructor(option: unknown) {
-    super(option, "warnings", CODES);
+  /** `name` is the option's name in a ConfigError, e.g. `config.rateLimit.warnings` for a Fastify route's. */
+  constructor(option: unknown, name = "warnings") {
+    super(option, name, CODES);
     this.#forwarded =
       option !== false &&
       (typeof option !== "object" ||
         option === null ||
         (option as Record<string, unknown>).FLOODGATE_FORWARDED_NOT_TRUSTED !== false);
+  }
+
+  /**
+   * watch inspects a request of one limit (a middleware, or a route's
+   * override sharing its Warnings) keyed by the default key, and says
+   * whether that limit's later requests still need watching. A limit with a
+   * custom key never calls it: its key is not the socket's, and its requests
+   * must not end the watch of the limits sharing this Warnings that key by
+   * the socket. Adapters hold the answer in a boolean of their own.
+   */
+  watch<Req>(
+    reader: RequestReader<Req>,
+    request: Req,
+    framework: string,
+    noAddressFix: string,
+  ): boolean {
+    if (this.pending) this.inspect(false, reader, request, framework, noAddressFix);
+    return this.pending;
   }
 
   /**

@@ -147,11 +147,14 @@ function answer(
 }
 
 function middleware(limit: Limit, warnings: Warnings): ExpressRateLimit {
+  // A custom key is not the socket's: after the trust proxy check, nothing of this middleware's to watch.
   const customKey = limit.options.key !== undefined;
+  let watching = true;
   function floodgateRateLimit(req: Request, res: Response, next: NextFunction): void {
-    if (warnings.pending) {
+    if (watching) {
       trustWarning(req, warnings);
-      warnings.inspect(customKey, incomingReader, req, "express", "key clients another way");
+      watching =
+        !customKey && warnings.watch(incomingReader, req, "express", "key clients another way");
     }
     let result: ReturnType<Limit["check"]>;
     try {

@@ -139,10 +139,11 @@ function answer(
 }
 
 function hookFor(limit: Limit, warnings: Warnings): Hook {
-  const customKey = limit.options.key !== undefined;
+  // A custom key is not the socket's: nothing of this hook's to watch.
+  let watching = limit.options.key === undefined;
   return function floodgateRateLimit(request, reply, done) {
-    if (warnings.pending) {
-      warnings.inspect(customKey, reader, request, "fastify", "key clients another way");
+    if (watching) {
+      watching = warnings.watch(reader, request, "fastify", "key clients another way");
     }
     let result: ReturnType<Limit["check"]>;
     try {
@@ -218,9 +219,13 @@ function routeEntry(base: Limit, config: unknown, warnings: Warnings): Entry {
       );
     }
   }
+  // A route's own `warnings` (validated here) is that route's: the plugin's
+  // are shared by every route that gives none.
+  const mine =
+    own.warnings === undefined ? warnings : new Warnings(own.warnings, "config.rateLimit.warnings");
   return {
     limit,
-    hook: hookFor(limit, warnings),
+    hook: hookFor(limit, mine),
     name: hookName(limit, "config.rateLimit.hook"),
     stack: stack === true,
   };

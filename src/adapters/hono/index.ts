@@ -217,9 +217,10 @@ function middleware(
   warnings: Warnings,
   reader: RequestReader<Context>,
 ): HonoRateLimit {
-  const customKey = limit.options.key !== undefined;
+  // A custom key is not the socket's: nothing of this middleware's to watch.
+  let watching = limit.options.key === undefined;
   function floodgateRateLimit(c: Context, next: Next): Result {
-    if (warnings.pending) warnings.inspect(customKey, reader, c, "hono", NO_ADDRESS_FIX);
+    if (watching) watching = warnings.watch(reader, c, "hono", NO_ADDRESS_FIX);
     const result = limit.check(c);
     if (result === null) return next();
     if (result instanceof Promise) {

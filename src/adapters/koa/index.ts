@@ -118,11 +118,10 @@ function answer(
 }
 
 function middleware(limit: Limit, warnings: Warnings): KoaRateLimit {
-  const customKey = limit.options.key !== undefined;
+  // A custom key is not the socket's: nothing of this middleware's to watch.
+  let watching = limit.options.key === undefined;
   function floodgateRateLimit(ctx: Context, next: Next): Promise<void> | undefined {
-    if (warnings.pending) {
-      warnings.inspect(customKey, reader, ctx, "koa", "key clients another way");
-    }
+    if (watching) watching = warnings.watch(reader, ctx, "koa", "key clients another way");
     const result = limit.check(ctx);
     if (result === null) return next();
     if (result instanceof Promise) {

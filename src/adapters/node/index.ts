@@ -115,14 +115,15 @@ function failed(error: unknown, next: Next): Promise<boolean> {
 }
 
 function check(limit: Limit, warnings: Warnings): NodeRateLimit {
-  const customKey = limit.options.key !== undefined;
+  // A custom key is not the socket's: nothing of this check's to watch.
+  let watching = limit.options.key === undefined;
   function floodgateRateLimit(
     req: IncomingMessage,
     res: ServerResponse,
     next?: (error?: unknown) => void,
   ): Promise<boolean> {
-    if (warnings.pending) {
-      warnings.inspect(customKey, incomingReader, req, "node", "key clients another way");
+    if (watching) {
+      watching = warnings.watch(incomingReader, req, "node", "key clients another way");
     }
     let result: ReturnType<Limit["check"]>;
     try {
