@@ -11,75 +11,13 @@ import { describe, expect, it } from "vitest";
 import type { Decision } from "../src/core/decision.js";
 import { ClosedError } from "../src/core/errors.js";
 import { type Policy, policies } from "../src/core/policy.js";
-import { LimiterEvents } from "../src/events.js";
-import { Guard, type GuardTimers, type StoreErrorMode } from "../src/stores/guard.js";
+import type { Guard, StoreErrorMode } from "../src/stores/guard.js";
 import type { Store } from "../src/stores/store.js";
 import { StoreTimeoutError } from "../src/stores/store-errors.js";
+import { guardHarness, list, ManualTimers, settle, TIMEOUT } from "./helpers/guard-harness.js";
 
-const TIMEOUT = 50;
 /** The store's clock runs this far ahead of this process's: replies carry its time. */
 const SKEW = 1_000_000;
-
-/** ManualTimers is time that moves only when the test says so. */
-class ManualTimers implements GuardTimers {
-  t = 0;
-  #next = 1;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-  #soon: (() => void)[] = [];
-
-  now(): number {
-    return this.t;
-  }
-  after(ms: number, fn: () => void): unknown {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  cancel(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-  soon(fn: () => void): void {
-    this.#soon.push(fn);
-  }
-  /** pending counts timers and immediates still to run. */
-  get pending(): number {
-    return this.#timers.size + this.#soon.length;
-  }
-  /** advance moves time by `ms`, running each timer at its due instant, then what it scheduled `soon`. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = this.#due();
-      if (due === undefined || due[1].at > end) break;
-      this.t = Math.max(this.t, due[1].at);
-      this.#fire(due[0]);
-    }
-    this.t = end;
-  }
-  /** stall moves time by `ms` with the loop blocked: overdue timers fire late, all at the end. */
-  stall(ms: number): void {
-    this.t += ms;
-    for (;;) {
-      const due = this.#due();
-      if (due === undefined || due[1].at > this.t) break;
-      this.#fire(due[0]);
-    }
-  }
-  #due(): [number, { at: number; fn: () => void }] | undefined {
-    let best: [number, { at: number; fn: () => void }] | undefined;
-    for (const entry of this.#timers)
-      if (best === undefined || entry[1].at < best[1].at) best = entry;
-    return best;
-  }
-  #fire(id: number): void {
-    const timer = this.#timers.get(id) as { fn: () => void };
-    this.#timers.delete(id);
-    timer.fn();
-    const soon = this.#soon;
-    this.#soon = [];
-    for (const fn of soon) fn();
-  }
-}
 
 interface Pending {
   key: string;
@@ -122,7 +60,6 @@ class FakeStore implements Store {
   }
 }
 
-const list = policies({ capacity: 50, refillRate: 10, interval: 1000 }, "policy");
 /** Lists of one bucket each under other names: the gateway's descriptor sets under one domain key. */
 const other = (name: string) =>
   policies({ name, capacity: 50, refillRate: 10, interval: 1000 }, "policy");
@@ -149,17 +86,7 @@ class SyncStore implements Store {
 
 function syncSetup() {
   const timers = new ManualTimers();
-  const store = new SyncStore(timers);
-  const guard = new Guard({
-    store,
-    timeout: TIMEOUT,
-    clock: () => timers.t,
-    onStoreError: "insurance",
-    instances: 1,
-    cacheDenials: true,
-    events: new LimiterEvents(),
-    timers,
-  });
+  const { store, guard } = guardHarness(new SyncStore(timers), { timers, instances: 1 });
   /** ask decides once and says whether the store was asked. */
   const ask = (key: string, l: readonly Policy[], cost = 1) => {
     const before = store.calls;
@@ -178,24 +105,8 @@ function setup<S extends FakeStore = FakeStore>(
     store?: S;
   } = {},
 ) {
-  const timers = new ManualTimers();
-  const store = (options.store ?? new FakeStore(options.learn)) as S;
-  const events = new LimiterEvents();
-  const guard = new Guard({
-    store,
-    timeout: TIMEOUT,
-    clock: () => timers.t,
-    onStoreError: options.mode ?? "insurance",
-    instances: options.instances,
-    cacheDenials: options.cache ?? true,
-    events,
-    timers,
-  });
-  return { timers, store, events, guard };
+  return guardHarness((options.store ?? new FakeStore(options.learn)) as S, options);
 }
-
-/** settle lets promise callbacks (store replies) run. */
-const settle = () => new Promise<void>((r) => setImmediate(r));
 
 /** fallbackRun spends until the fallback denies, with the store stalled: how many it admitted. */
 async function drain(guard: Guard, timers: ManualTimers, key: string, most = 100): Promise<number> {

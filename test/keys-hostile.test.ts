@@ -6,51 +6,19 @@
  * and the unit tests (src/http/*.test.ts) already cover are not repeated.
  */
 
-import { once } from "node:events";
-import { createServer, Server } from "node:http";
-import { type AddressInfo, connect } from "node:net";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { createServer } from "node:http";
+import { connect } from "node:net";
+import { describe, expect, it, vi } from "vitest";
 import { rateLimit as nodeRateLimit } from "../src/adapters/node/index.js";
 import { ConfigError } from "../src/core/errors.js";
 import { type Key, keys, type RequestReader } from "../src/http/keys.js";
-import { MemoryStore } from "../src/index.js";
-import { appSpec, type Harness } from "./adapters/contract.js";
+import type { Harness } from "./adapters/contract.js";
 import { allHarnesses } from "./adapters/harnesses/all.js";
-import { closeAgents } from "./helpers/http-client.js";
+import { keyServers, RecordingStore } from "./helpers/key-servers.js";
+import { listenLocal } from "./helpers/local-server.js";
 import { rawRequest } from "./helpers/raw-http.js";
 
-/** RecordingStore is a MemoryStore that remembers every key it was asked about, in order. */
-class RecordingStore extends MemoryStore {
-  readonly keys: string[] = [];
-  override consume(...args: Parameters<MemoryStore["consume"]>) {
-    this.keys.push(args[0]);
-    return super.consume(...args);
-  }
-}
-
-const roomy = { name: "roomy", capacity: 1_000_000_000, refillRate: 1, interval: 60_000 };
-
-const listen = vi.spyOn(Server.prototype, "listen");
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
-  closeAgents();
-});
-afterAll(() => listen.mockRestore());
-
-/** serve starts `harness` keyed by `key` on a RecordingStore; returns its port, store and Node server. */
-async function serve(
-  harness: Harness,
-  key: unknown,
-  policy: object = roomy,
-): Promise<{ port: number; store: RecordingStore; server: Server }> {
-  const store = new RecordingStore();
-  const from = listen.mock.contexts.length;
-  const app = await harness.start(appSpec({ policy, store, key }, store));
-  closers.push(() => app.close());
-  const server = listen.mock.contexts.slice(from).find((s) => s instanceof Server) as Server;
-  return { port: (server.address() as AddressInfo).port, store, server };
-}
+const { serve, closers } = keyServers();
 
 /** head is a raw GET / with `lines` (each "Name: value") and Connection: close. */
 function head(lines: readonly string[]): string {
@@ -221,16 +189,8 @@ describe("a connection closed before the limiter runs", () => {
         res.end("ok");
       }
     });
-    http.listen(0, "127.0.0.1");
-    await once(http, "listening");
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          http.closeAllConnections();
-          http.close(() => resolve());
-        }),
-    );
-    return { port: (http.address() as AddressInfo).port, store, handled: () => handled };
+    const { port } = await listenLocal(http, closers);
+    return { port, store, handled: () => handled };
   }
 
   function sendAndReset(port: number, xff: string): Promise<void> {

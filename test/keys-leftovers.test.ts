@@ -16,7 +16,7 @@ import { join } from "node:path";
 import express from "express";
 import { Hono } from "hono";
 import Koa from "koa";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { rateLimit as expressRateLimit } from "../src/adapters/express/index.js";
 import { withRateLimit } from "../src/adapters/fetch/index.js";
 import { rateLimit as honoRateLimit } from "../src/adapters/hono/index.js";
@@ -25,44 +25,13 @@ import { rateLimit as nodeRateLimit } from "../src/adapters/node/index.js";
 import { Warnings } from "../src/adapters/warnings.js";
 import { ConfigError } from "../src/core/errors.js";
 import { type IpKeyOptions, keys, type RequestReader } from "../src/http/keys.js";
-import { MemoryStore } from "../src/index.js";
 import { appSpec } from "./adapters/contract.js";
 import { allHarnesses } from "./adapters/harnesses/all.js";
-import { closeAgents } from "./helpers/http-client.js";
+import { keyServers, RecordingStore, roomy } from "./helpers/key-servers.js";
+import { listenLocal } from "./helpers/local-server.js";
+import { heard, tick } from "./helpers/warnings.js";
 
-/** RecordingStore is a MemoryStore that remembers every key it was asked about, in order. */
-class RecordingStore extends MemoryStore {
-  readonly keys: string[] = [];
-  override consume(...args: Parameters<MemoryStore["consume"]>) {
-    this.keys.push(args[0]);
-    return super.consume(...args);
-  }
-}
-
-const roomy = { name: "roomy", capacity: 1_000_000_000, refillRate: 1, interval: 60_000 };
-
-const closers: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
-  closeAgents();
-});
-
-/** heard collects floodgate's process warnings until stop(). */
-function heard(): { codes: string[]; messages: string[]; stop(): void } {
-  const codes: string[] = [];
-  const messages: string[] = [];
-  const listener = (w: Error & { code?: string }) => {
-    if (w.name === "FloodgateWarning") {
-      codes.push(w.code as string);
-      messages.push(w.message);
-    }
-  };
-  process.on("warning", listener);
-  return { codes, messages, stop: () => process.off("warning", listener) };
-}
-
-/** Process warnings are emitted on the next tick. */
-const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+const { closers } = keyServers();
 
 /** A stand-in request: the socket's address as a runtime reports it, and the proxy headers. */
 interface Fake {
@@ -310,13 +279,7 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED on a later request", () => {
       app.get("/", (req, res) => {
         res.json({ ip: req.ip });
       });
-      const server = app.listen(0, "127.0.0.1");
-      await once(server, "listening");
-      closers.push(() => {
-        server.close();
-        server.closeAllConnections();
-      });
-      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+      const url = `${(await listenLocal(createServer(app), closers)).url}/`;
       expect(await (await fetch(url)).json()).toEqual({ ip: "127.0.0.1" });
       const r = await fetch(url, { headers: { "x-forwarded-for": "192.0.2.1" } });
       expect(await r.json()).toEqual({ ip: "192.0.2.1" });
@@ -338,13 +301,7 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED on a later request", () => {
       app.use((ctx) => {
         ctx.body = { ip: ctx.ip };
       });
-      const server = app.listen(0, "127.0.0.1");
-      await once(server, "listening");
-      closers.push(() => {
-        server.close();
-        server.closeAllConnections();
-      });
-      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+      const url = `${(await listenLocal(createServer(app.callback()), closers)).url}/`;
       await (await fetch(url)).text();
       await (await fetch(url, { headers: { "x-forwarded-for": "192.0.2.1" } })).text();
       await tick();

@@ -10,13 +10,18 @@ import { spawn } from "node:child_process";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { policies } from "../src/core/policy.js";
-import { LimiterEvents } from "../src/events.js";
 import { RateLimiter, RedisStore, type Store, type StoreReply } from "../src/index.js";
-import { Guard, type GuardTimers } from "../src/stores/guard.js";
+import type { Guard } from "../src/stores/guard.js";
+import {
+  type HandCall,
+  handGuard,
+  list,
+  type ManualTimers,
+  outcome,
+  settle,
+  TIMEOUT,
+} from "./helpers/guard-harness.js";
 import { describeRedis, FAIL_FAST, type RedisServer, startRedis } from "./helpers/redis-server.js";
-
-const TIMEOUT = 50;
 
 /** block keeps this process's event loop busy for `ms`: a GC pause, a starved core. */
 function block(ms: number): void {
@@ -24,14 +29,6 @@ function block(ms: number): void {
   while (performance.now() < until) {
     // busy: no timer, no socket read runs meanwhile
   }
-}
-
-/** outcome is what a promise settles to: its value, or the error's name. */
-async function outcome<T>(p: Promise<T>): Promise<T | string> {
-  return p.then(
-    (v) => v,
-    (e: unknown) => (e instanceof Error ? e.name : String(e)),
-  );
 }
 
 /** within races `p` against `ms` of real time: "pending" when it has not settled by then. */
@@ -42,121 +39,21 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | string> {
   ]);
 }
 
-/** ManualTimers is time that moves only when the test says so (as in guard.test.ts). */
-class ManualTimers implements GuardTimers {
-  t = 0;
-  #next = 1;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-  #soon: (() => void)[] = [];
-
-  now(): number {
-    return this.t;
-  }
-  after(ms: number, fn: () => void): unknown {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  cancel(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-  soon(fn: () => void): void {
-    this.#soon.push(fn);
-  }
-  get pending(): number {
-    return this.#timers.size + this.#soon.length;
-  }
-  /** advance moves time by `ms`, running each timer at its due instant, then what it scheduled `soon`. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = this.#due();
-      if (due === undefined || due[1].at > end) break;
-      this.t = Math.max(this.t, due[1].at);
-      this.#fire(due[0]);
-    }
-    this.t = end;
-  }
-  /** stall moves time by `ms` with the loop blocked: overdue timers fire late, all at the end. */
-  stall(ms: number): void {
-    this.t += ms;
-    for (;;) {
-      const due = this.#due();
-      if (due === undefined || due[1].at > this.t) break;
-      this.#fire(due[0]);
-    }
-  }
-  #due(): [number, { at: number; fn: () => void }] | undefined {
-    let best: [number, { at: number; fn: () => void }] | undefined;
-    for (const entry of this.#timers)
-      if (best === undefined || entry[1].at < best[1].at) best = entry;
-    return best;
-  }
-  #fire(id: number): void {
-    const timer = this.#timers.get(id) as { fn: () => void };
-    this.#timers.delete(id);
-    timer.fn();
-    const soon = this.#soon;
-    this.#soon = [];
-    for (const fn of soon) fn();
-  }
-}
-
-interface Pending {
-  resolve(reply: number[]): void;
-  reject(error: Error): void;
-}
-
-/** HandStore answers nothing by itself: the test answers each call by hand. */
-class HandStore implements Store {
-  readonly timeout = TIMEOUT;
-  readonly calls: Pending[] = [];
-  readonly resets: Pending[] = [];
-  consume(): Promise<number[]> {
-    return new Promise((resolve, reject) => this.calls.push({ resolve, reject }));
-  }
-  reset(): Promise<void> {
-    return new Promise((resolve, reject) => this.resets.push({ resolve: () => resolve(), reject }));
-  }
-}
-
-const list = policies({ capacity: 50, refillRate: 10, interval: 1000 }, "policy");
-
-function setup() {
-  const timers = new ManualTimers();
-  const store = new HandStore();
-  const events = new LimiterEvents();
-  const guard = new Guard({
-    store,
-    timeout: TIMEOUT,
-    clock: () => timers.t,
-    onStoreError: "insurance",
-    instances: 1,
-    cacheDenials: true,
-    events,
-    timers,
-  });
-  return { timers, store, events, guard };
-}
-
-/** settle lets promise callbacks (store replies) run. */
-const settle = () => new Promise<void>((r) => setImmediate(r));
-
 describe("Guard.within (reset, refund, settle, block): a late event loop is not a store failure", () => {
   it("a deadline the loop ran late for gets one more timeout; the reply then counts", async () => {
-    const { guard, timers, store } = setup();
+    const { guard, timers, store } = handGuard();
     const done = outcome(guard.reset("k", list));
     // The loop was blocked for 5 timeouts: the deadline's timer runs 200 ms after it was due.
     timers.stall(5 * TIMEOUT);
     timers.advance(TIMEOUT - 1);
-    (store.resets[0] as Pending).resolve([]);
+    (store.resets[0] as HandCall).resolve([]);
     expect(await done).toBeUndefined();
     expect(guard.stats()).toMatchObject({ lateLoop: 1, storeTimeouts: 0 });
     expect(timers.pending).toBe(0);
   });
 
   it("after the extra timeout on time, it rejects with StoreTimeoutError", async () => {
-    const { guard, timers } = setup();
+    const { guard, timers } = handGuard();
     const done = outcome(guard.reset("k", list));
     timers.stall(5 * TIMEOUT);
     timers.advance(TIMEOUT);
@@ -168,30 +65,30 @@ describe("Guard.within (reset, refund, settle, block): a late event loop is not 
 describe("a reset or refund while a call for the key is in flight", () => {
   const NOW = 1_000_000;
   /** deny answers the call: the bucket empty, its next token 60 s away (by the store's clock). */
-  const deny = (call: Pending) => call.resolve([NOW, 0, 0, NOW - 1000 + 60_000]);
+  const deny = (call: HandCall) => call.resolve([NOW, 0, 0, NOW - 1000 + 60_000]);
 
   it("reset: the call's denial, from before the reset, is not cached after it", async () => {
-    const { guard, store } = setup();
+    const { guard, store } = handGuard();
     const before = guard.decide("a", 1, true, list);
     const reset = guard.reset("a", list);
-    (store.resets[0] as Pending).resolve([]);
+    (store.resets[0] as HandCall).resolve([]);
     await reset;
-    deny(store.calls[0] as Pending);
+    deny(store.calls[0] as HandCall);
     expect(await before).toMatchObject({ allowed: false, reason: "store" });
     // The reset came after the store decided that call: the next request must ask the store.
     const next = guard.decide("a", 1, true, list);
     expect(next).toBeInstanceOf(Promise);
     expect(store.calls.length).toBe(2);
-    (store.calls[1] as Pending).resolve([NOW + 5, 1, 49, NOW + 5]);
+    (store.calls[1] as HandCall).resolve([NOW + 5, 1, 49, NOW + 5]);
     expect(await next).toMatchObject({ allowed: true, reason: "store" });
     expect(guard.stats()).toMatchObject({ cached: 0, storeEvictions: 0 });
   });
 
   it("refund (forget): the call's denial, from before the refund, is not cached after it", async () => {
-    const { guard, store } = setup();
+    const { guard, store } = handGuard();
     const before = guard.decide("a", 1, true, list);
     guard.forget("a");
-    deny(store.calls[0] as Pending);
+    deny(store.calls[0] as HandCall);
     await before;
     guard.decide("a", 1, true, list);
     expect(store.calls.length).toBe(2);
@@ -199,14 +96,14 @@ describe("a reset or refund while a call for the key is in flight", () => {
   });
 
   it("a refund that fills a throttled bucket is not a bucket the store lost", async () => {
-    const { guard, store } = setup();
+    const { guard, store } = handGuard();
     const first = guard.decide("a", 1, true, list);
-    deny(store.calls[0] as Pending);
+    deny(store.calls[0] as HandCall);
     await first;
     // refund(key, { cost: 50 }) reached the store: the bucket is full again.
     guard.forget("a");
     const next = guard.decide("a", 1, true, list);
-    (store.calls[1] as Pending).resolve([NOW + 5, 1, 49, NOW + 5]);
+    (store.calls[1] as HandCall).resolve([NOW + 5, 1, 49, NOW + 5]);
     expect(await next).toMatchObject({ allowed: true, reason: "store" });
     expect(guard.stats().storeEvictions).toBe(0);
   });
@@ -410,7 +307,7 @@ describe("the breaker's probe", () => {
   }
 
   it("a probe reply that arrives after its deadline does not close the breaker (the known leftover: refuted)", async () => {
-    const { guard, timers, store } = setup();
+    const { guard, timers, store } = handGuard();
     await openBreaker(guard, timers);
     timers.advance(1000);
     const probe = guard.decide("a", 1, true, list);
@@ -419,7 +316,7 @@ describe("the breaker's probe", () => {
     expect((await probe).reason).toBe("insurance");
     expect(guard.stats().breaker).toBe("open");
     // The probe's reply comes now, late: counted, and no verdict on the store.
-    (store.calls.at(-1) as Pending).resolve([1_000_000, 1, 49, 1_000_000]);
+    (store.calls.at(-1) as HandCall).resolve([1_000_000, 1, 49, 1_000_000]);
     await settle();
     expect(guard.stats()).toMatchObject({ breaker: "open", lateReplies: 1 });
     const calls = store.calls.length;

@@ -14,10 +14,10 @@ import { type LatencyProxy, startProxy } from "./helpers/latency-proxy.js";
 import {
   describeRedis,
   FAIL_FAST,
-  freePort,
   type RedisCluster,
   type RedisServer,
   startCluster,
+  startOneMasterCluster,
   startRedis,
 } from "./helpers/redis-server.js";
 
@@ -145,17 +145,7 @@ describeRedis("RedisStore with a plain client on a Redis Cluster node", () => {
 
   beforeAll(async () => {
     // A Cluster of one master serving every slot (as a one-shard managed Cluster).
-    const port = await freePort(true);
-    one = await startRedis(
-      ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
-      port,
-    );
-    await one.cli("cluster", "addslotsrange", "0", "16383");
-    const until = Date.now() + 5000;
-    while (!(await one.cli("cluster", "info")).includes("cluster_state:ok")) {
-      if (Date.now() > until) throw new Error("one-node cluster not ok");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    one = await startOneMasterCluster();
     three = await startCluster();
   }, 40_000);
 

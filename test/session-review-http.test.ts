@@ -22,10 +22,8 @@
  *   error was logged as a floodgate listener failing, with none of its fields.
  */
 
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import express from "express";
 import Fastify from "fastify";
@@ -41,36 +39,19 @@ import { rateLimit as nodeRateLimit } from "../src/adapters/node/index.js";
 import { LimiterEvents } from "../src/events.js";
 import { keys } from "../src/http/keys.js";
 import { attachLogger, loggable } from "../src/logger.js";
+import { type Closer, listenLocal } from "./helpers/local-server.js";
+import { heard, tick } from "./helpers/warnings.js";
 
 const roomy = { name: "roomy", capacity: 1_000_000_000, refillRate: 1, interval: 60_000 };
 
-const closers: (() => Promise<void> | void)[] = [];
+const closers: Closer[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-/** heard collects floodgate's process warnings until stop(). */
-function heard(): { codes: string[]; messages: string[]; stop(): void } {
-  const codes: string[] = [];
-  const messages: string[] = [];
-  const listener = (w: Error & { code?: string }) => {
-    if (w.name === "FloodgateWarning") {
-      codes.push(w.code as string);
-      messages.push(w.message);
-    }
-  };
-  process.on("warning", listener);
-  return { codes, messages, stop: () => process.off("warning", listener) };
-}
-
-/** Process warnings are emitted on the next tick. */
-const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
-
+/** listen starts `server` on a loopback port, closed after the test, and resolves the port. */
 async function listen(server: Server | http2.Http2Server): Promise<number> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return (server.address() as AddressInfo).port;
+  return (await listenLocal(server, closers)).port;
 }
 
 /** h2get sends one HTTP/2 request (cleartext) with `headers` and resolves its status. */
@@ -94,7 +75,8 @@ function h2get(port: number, headers: Record<string, string>): Promise<number> {
 }
 
 describe("the maxHeadersCount guard on HTTP/2 requests", () => {
-  it("keeps a proxy's X-Forwarded-For of an HTTP/2 request: maxHeadersCount is HTTP/1's, and HTTP/2 drops no lines", async () => {
+  /** byOneHop is node:http's middleware keyed by one trusted hop, and the keys it gave, in order. */
+  function byOneHop() {
     const seen: string[] = [];
     const byProxy = keys.ip({ trustProxy: 1 });
     const limit = nodeRateLimit({
@@ -105,6 +87,11 @@ describe("the maxHeadersCount guard on HTTP/2 requests", () => {
         return key;
       },
     });
+    return { seen, limit };
+  }
+
+  it("keeps a proxy's X-Forwarded-For of an HTTP/2 request: maxHeadersCount is HTTP/1's, and HTTP/2 drops no lines", async () => {
+    const { seen, limit } = byOneHop();
     const server = http2.createServer((req, res) => {
       const r = req as unknown as IncomingMessage;
       const s = res as unknown as ServerResponse;
@@ -120,16 +107,7 @@ describe("the maxHeadersCount guard on HTTP/2 requests", () => {
   });
 
   it("still reads a proxy header as absent on HTTP/1 when the server's maxHeadersCount was reached", async () => {
-    const seen: string[] = [];
-    const byProxy = keys.ip({ trustProxy: 1 });
-    const limit = nodeRateLimit({
-      policy: roomy,
-      key: (req, reader) => {
-        const key = byProxy(req, reader);
-        seen.push(key);
-        return key;
-      },
-    });
+    const { seen, limit } = byOneHop();
     const server = createServer((req, res) => {
       limit(req, res).then((ok) => ok && res.end("ok"));
     });
@@ -146,34 +124,63 @@ describe("the maxHeadersCount guard on HTTP/2 requests", () => {
   });
 });
 
-describe("FLOODGATE_FORWARDED_NOT_TRUSTED with route overrides of their own key", () => {
-  const xff = { "x-forwarded-for": "192.0.2.1" };
+const xff = { "x-forwarded-for": "192.0.2.1" };
 
-  it("node: a first request through a custom-key route does not end the watch of the default-key check", async () => {
-    const seen = heard();
-    try {
+/** Get sends GET `path` with the X-Forwarded-For of `xff` and resolves its status. */
+type Get = (path: string) => Promise<number>;
+
+/** fetchFrom is Get by fetch, against the server at `url`. */
+const fetchFrom =
+  (url: string): Get =>
+  async (path) =>
+    (await fetch(`${url}${path}`, { headers: xff })).status;
+
+/**
+ * watchSurvives starts an app (`start` resolves how to send it a request)
+ * and sends the proxy header first to `quiet`, a route that decides the
+ * warning is not its business (nothing is reported), then twice to `/`, the
+ * plugin's or middleware's own check: FLOODGATE_FORWARDED_NOT_TRUSTED, once.
+ */
+async function watchSurvives(start: () => Promise<Get> | Get, quiet = "/login"): Promise<void> {
+  const seen = heard();
+  try {
+    const get = await start();
+    expect(await get(quiet)).toBe(200);
+    await tick();
+    expect(seen.codes).toEqual([]);
+    expect(await get("/")).toBe(200);
+    expect(await get("/")).toBe(200);
+    await tick();
+    expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
+  } finally {
+    seen.stop();
+  }
+}
+
+/** fastifyWith is a Fastify app with the plugin, `/` and a route at `path` with `rateLimit` in its config. */
+async function fastifyWith(path: string, rateLimit: object): Promise<Get> {
+  const app = Fastify();
+  closers.push(() => app.close());
+  await app.register(floodgate, { policy: roomy });
+  app.get(path, { config: { rateLimit } }, async () => "ok");
+  app.get("/", async () => "ok");
+  return async (url) => (await app.inject({ url, headers: xff })).statusCode;
+}
+
+describe("FLOODGATE_FORWARDED_NOT_TRUSTED with route overrides of their own key", () => {
+  // The custom key does not key by the socket: nothing to report for it.
+  it("node: a first request through a custom-key route does not end the watch of the default-key check", () =>
+    watchSurvives(async () => {
       const limit = nodeRateLimit({ policy: roomy });
       const login = limit.route({ key: () => "user-1" });
       const server = createServer((req, res) => {
         (req.url === "/login" ? login : limit)(req, res).then((ok) => ok && res.end("ok"));
       });
-      const url = `http://127.0.0.1:${await listen(server)}`;
-      expect((await fetch(`${url}/login`, { headers: xff })).status).toBe(200);
-      await tick();
-      // The custom key does not key by the socket: nothing to report for it.
-      expect(seen.codes).toEqual([]);
-      expect((await fetch(`${url}/`, { headers: xff })).status).toBe(200);
-      expect((await fetch(`${url}/`, { headers: xff })).status).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
-    } finally {
-      seen.stop();
-    }
-  });
+      return fetchFrom(`http://127.0.0.1:${await listen(server)}`);
+    }));
 
-  it("express: the same", async () => {
-    const seen = heard();
-    try {
+  it("express: the same", () =>
+    watchSurvives(async () => {
       const limit = expressRateLimit({ policy: roomy });
       const app = express();
       app.get("/login", limit.route({ key: () => "user-1" }), (_req, res) => {
@@ -183,19 +190,11 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED with route overrides of their own key"
       app.get("/", (_req, res) => {
         res.send("ok");
       });
-      const url = `http://127.0.0.1:${await listen(createServer(app))}`;
-      expect((await fetch(`${url}/login`, { headers: xff })).status).toBe(200);
-      expect((await fetch(`${url}/`, { headers: xff })).status).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
-    } finally {
-      seen.stop();
-    }
-  });
+      return fetchFrom(`http://127.0.0.1:${await listen(createServer(app))}`);
+    }));
 
-  it("koa: the same", async () => {
-    const seen = heard();
-    try {
+  it("koa: the same", () =>
+    watchSurvives(async () => {
       const limit = koaRateLimit({ policy: roomy });
       const login = limit.route({ key: () => "user-1" });
       const app = new Koa();
@@ -203,19 +202,11 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED with route overrides of their own key"
       app.use((ctx) => {
         ctx.body = "ok";
       });
-      const url = `http://127.0.0.1:${await listen(createServer(app.callback()))}`;
-      expect((await fetch(`${url}/login`, { headers: xff })).status).toBe(200);
-      expect((await fetch(`${url}/`, { headers: xff })).status).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
-    } finally {
-      seen.stop();
-    }
-  });
+      return fetchFrom(`http://127.0.0.1:${await listen(createServer(app.callback()))}`);
+    }));
 
-  it("hono: the same", async () => {
-    const seen = heard();
-    try {
+  it("hono: the same", () =>
+    watchSurvives(() => {
       const limit = honoRateLimit({
         policy: roomy,
         getConnInfo: () => ({ remote: { address: "127.0.0.1" } }),
@@ -223,33 +214,11 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED with route overrides of their own key"
       const app = new Hono();
       app.get("/login", limit.route({ key: () => "user-1" }), (c) => c.text("ok"));
       app.get("/", limit, (c) => c.text("ok"));
-      expect((await app.request("/login", { headers: xff })).status).toBe(200);
-      expect((await app.request("/", { headers: xff })).status).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
-    } finally {
-      seen.stop();
-    }
-  });
+      return async (path) => (await app.request(path, { headers: xff })).status;
+    }));
 
-  it("fastify: a route's config.rateLimit.key does not end the plugin's watch", async () => {
-    const seen = heard();
-    try {
-      const app = Fastify();
-      closers.push(() => app.close());
-      await app.register(floodgate, { policy: roomy });
-      app.get("/login", { config: { rateLimit: { key: () => "user-1" } } }, async () => "ok");
-      app.get("/", async () => "ok");
-      expect((await app.inject({ url: "/login", headers: xff })).statusCode).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual([]);
-      expect((await app.inject({ url: "/", headers: xff })).statusCode).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
-    } finally {
-      seen.stop();
-    }
-  });
+  it("fastify: a route's config.rateLimit.key does not end the plugin's watch", () =>
+    watchSurvives(() => fastifyWith("/login", { key: () => "user-1" })));
 
   it("a custom key on the middleware itself still turns the warning off", async () => {
     const seen = heard();
@@ -269,27 +238,9 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED with route overrides of their own key"
 });
 
 describe("fastify: a route's config.rateLimit.warnings", () => {
-  const xff = { "x-forwarded-for": "192.0.2.1" };
-
-  it("warnings: false in a route's config turns the warnings off for that route", async () => {
-    const seen = heard();
-    try {
-      const app = Fastify();
-      closers.push(() => app.close());
-      await app.register(floodgate, { policy: roomy });
-      app.get("/quiet", { config: { rateLimit: { warnings: false } } }, async () => "ok");
-      app.get("/", async () => "ok");
-      expect((await app.inject({ url: "/quiet", headers: xff })).statusCode).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual([]);
-      // The plugin's own routes still report it.
-      expect((await app.inject({ url: "/", headers: xff })).statusCode).toBe(200);
-      await tick();
-      expect(seen.codes).toEqual(["FLOODGATE_FORWARDED_NOT_TRUSTED"]);
-    } finally {
-      seen.stop();
-    }
-  });
+  // The plugin's own routes still report it.
+  it("warnings: false in a route's config turns the warnings off for that route", () =>
+    watchSurvives(() => fastifyWith("/quiet", { warnings: false }), "/quiet"));
 
   it("a route's warnings that is no switch is refused when the route is added", async () => {
     const app = Fastify();

@@ -6,110 +6,21 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { policies } from "../src/core/policy.js";
-import { LimiterEvents } from "../src/events.js";
-import { RateLimiter, RedisStore, type Store } from "../src/index.js";
-import { Guard, type GuardTimers } from "../src/stores/guard.js";
+import { RateLimiter, RedisStore } from "../src/index.js";
+import { type HandCall, handGuard, list, outcome, TIMEOUT } from "./helpers/guard-harness.js";
 import {
   describeRedis,
   FAIL_FAST,
-  freePort,
   type RedisServer,
-  startRedis,
+  startOneMasterCluster,
 } from "./helpers/redis-server.js";
-
-const TIMEOUT = 50;
-
-/** ManualTimers is time that moves only when the test says so (as in lifecycle-hostile.test.ts). */
-class ManualTimers implements GuardTimers {
-  t = 0;
-  #next = 1;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-  #soon: (() => void)[] = [];
-
-  now(): number {
-    return this.t;
-  }
-  after(ms: number, fn: () => void): unknown {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  cancel(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-  soon(fn: () => void): void {
-    this.#soon.push(fn);
-  }
-  get pending(): number {
-    return this.#timers.size + this.#soon.length;
-  }
-  /** stall moves time by `ms` with the loop blocked: overdue timers fire late, all at the end. */
-  stall(ms: number): void {
-    this.t += ms;
-    for (;;) {
-      let best: [number, { at: number; fn: () => void }] | undefined;
-      for (const entry of this.#timers)
-        if (best === undefined || entry[1].at < best[1].at) best = entry;
-      if (best === undefined || best[1].at > this.t) break;
-      this.#timers.delete(best[0]);
-      best[1].fn();
-      const soon = this.#soon;
-      this.#soon = [];
-      for (const fn of soon) fn();
-    }
-  }
-}
-
-interface Pending {
-  resolve(reply: number[]): void;
-  reject(error: Error): void;
-}
-
-/** HandStore answers nothing by itself: the test answers each call by hand. */
-class HandStore implements Store {
-  readonly timeout = TIMEOUT;
-  readonly calls: Pending[] = [];
-  readonly resets: Pending[] = [];
-  consume(): Promise<number[]> {
-    return new Promise((resolve, reject) => this.calls.push({ resolve, reject }));
-  }
-  reset(): Promise<void> {
-    return new Promise((resolve, reject) => this.resets.push({ resolve: () => resolve(), reject }));
-  }
-}
-
-const list = policies({ capacity: 50, refillRate: 10, interval: 1000 }, "policy");
-
-function setup() {
-  const timers = new ManualTimers();
-  const store = new HandStore();
-  const guard = new Guard({
-    store,
-    timeout: TIMEOUT,
-    clock: () => timers.t,
-    onStoreError: "insurance",
-    instances: 1,
-    cacheDenials: true,
-    events: new LimiterEvents(),
-    timers,
-  });
-  return { timers, store, guard };
-}
-
-async function outcome<T>(p: Promise<T>): Promise<T | string> {
-  return p.then(
-    (v) => v,
-    (e: unknown) => (e instanceof Error ? e.name : String(e)),
-  );
-}
 
 describe("Guard.within: a deadline the loop ran late for twice", () => {
   // A decision's deadline the loop is late for twice counts twice in lateLoop
   // (guard.test.ts: "late twice"): both deadlines were missed by this
   // process's loop. within (reset, refund, settle, block) counted the first only.
   it("counts both in lateLoop, as a decision's deadline does, and leaves nothing behind", async () => {
-    const { guard, timers } = setup();
+    const { guard, timers } = handGuard();
     const done = outcome(guard.reset("k", list));
     timers.stall(5 * TIMEOUT);
     timers.stall(5 * TIMEOUT);
@@ -125,11 +36,11 @@ describe("Guard: the change counter's floor after the map of changes is cleared"
   // after the last change the map let go, for a key never changed, is no
   // older than any change it forgot: its denial is fresh and is cached.
   it("a call sent after every change the map let go is not treated as stale", async () => {
-    const { guard, store } = setup();
+    const { guard, store } = handGuard();
     for (let i = 0; i < 10_000; i++) guard.forget(`changed-${i}`);
     const call = guard.decide("x", 1, true, list);
     guard.forget("another");
-    (store.calls[0] as Pending).resolve([NOW, 0, 0, NOW - 1000 + 60_000]);
+    (store.calls[0] as HandCall).resolve([NOW, 0, 0, NOW - 1000 + 60_000]);
     expect(await call).toMatchObject({ allowed: false, reason: "store" });
     const next = guard.decide("x", 1, true, list);
     expect(next).not.toBeInstanceOf(Promise);
@@ -138,13 +49,13 @@ describe("Guard: the change counter's floor after the map of changes is cleared"
   });
 
   it("a call sent before a change the map let go is still treated as stale", async () => {
-    const { guard, store } = setup();
+    const { guard, store } = handGuard();
     for (let i = 0; i < 9_999; i++) guard.forget(`changed-${i}`);
     const call = guard.decide("x", 1, true, list);
     // The 10,000th change is to x itself, then the map is cleared by the next one.
     guard.forget("x");
     guard.forget("another");
-    (store.calls[0] as Pending).resolve([NOW, 0, 0, NOW - 1000 + 60_000]);
+    (store.calls[0] as HandCall).resolve([NOW, 0, 0, NOW - 1000 + 60_000]);
     expect(await call).toMatchObject({ allowed: false, reason: "store" });
     guard.decide("x", 1, true, list);
     expect(store.calls.length).toBe(2);
@@ -159,17 +70,7 @@ describeRedis("a plain client on a Cluster node that may not run CLUSTER INFO", 
     // A Cluster of one master serving every slot (a one-shard managed
     // Cluster), whose application user may not run CLUSTER (an ACL, as
     // managed services set, or a renamed command).
-    const port = await freePort(true);
-    one = await startRedis(
-      ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
-      port,
-    );
-    await one.cli("cluster", "addslotsrange", "0", "16383");
-    const until = Date.now() + 5000;
-    while (!(await one.cli("cluster", "info")).includes("cluster_state:ok")) {
-      if (Date.now() > until) throw new Error("one-node cluster not ok");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    one = await startOneMasterCluster();
     await one.cli("acl", "setuser", "app", "on", ">secret", "~*", "&*", "+@all", "-cluster");
   }, 40_000);
 

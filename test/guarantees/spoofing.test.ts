@@ -8,53 +8,19 @@
  * hex) is the IPv4 key; distinct IPv4 clients never share a key.
  */
 
-import { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { BlockList, isIP } from "node:net";
 import fc from "fast-check";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { addressKey } from "../../src/http/ip.js";
 import { keys, type RequestReader } from "../../src/http/keys.js";
-import { MemoryStore } from "../../src/index.js";
-import { appSpec, type Harness } from "../adapters/contract.js";
 import { allHarnesses } from "../adapters/harnesses/all.js";
 import { nodeHarness } from "../adapters/harnesses/node.js";
-import { closeAgents, get } from "../helpers/http-client.js";
+import { get } from "../helpers/http-client.js";
+import { keyServers, roomy } from "../helpers/key-servers.js";
 
 const harnesses = allHarnesses;
 
-/** A bucket big enough that nothing is denied: every request must spend from the one bucket its key names. */
-const roomy = { name: "roomy", capacity: 1_000_000_000, refillRate: 1, interval: 60_000 };
-
-/** RecordingStore is a MemoryStore that remembers every key it was asked about, in order. */
-class RecordingStore extends MemoryStore {
-  readonly keys: string[] = [];
-  override consume(...args: Parameters<MemoryStore["consume"]>) {
-    this.keys.push(args[0]);
-    return super.consume(...args);
-  }
-}
-
-const listen = vi.spyOn(Server.prototype, "listen");
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
-  closeAgents();
-});
-afterAll(() => listen.mockRestore());
-
-/** serve starts `harness` keyed by `key` on a RecordingStore and returns its port and store. */
-async function serve(
-  harness: Harness,
-  key: unknown,
-): Promise<{ port: number; store: RecordingStore }> {
-  const store = new RecordingStore();
-  const from = listen.mock.contexts.length;
-  const server = await harness.start(appSpec({ policy: roomy, store, key }, store));
-  closers.push(() => server.close());
-  const http = listen.mock.contexts.slice(from).find((s) => s instanceof Server) as Server;
-  return { port: (http.address() as AddressInfo).port, store };
-}
+const { serve } = keyServers();
 
 /** Header text a client can send: printable ASCII and tabs (what an HTTP parser lets through). */
 const text = (max: number) =>

@@ -167,6 +167,30 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
   };
 }
 
+/**
+ * startOneMasterCluster starts a Cluster of one master serving every slot (a
+ * one-shard managed Cluster) and resolves once it reports cluster_state:ok.
+ */
+export async function startOneMasterCluster(): Promise<RedisServer> {
+  const port = await freePort(true);
+  const one = await startRedis(
+    ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
+    port,
+  );
+  try {
+    await one.cli("cluster", "addslotsrange", "0", "16383");
+    const until = Date.now() + 5000;
+    while (!(await one.cli("cluster", "info")).includes("cluster_state:ok")) {
+      if (Date.now() > until) throw new Error("one-node cluster not ok");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (error) {
+    await one.stop();
+    throw error;
+  }
+  return one;
+}
+
 export interface RedisCluster {
   readonly nodes: { host: string; port: number }[];
   stop(): Promise<void>;

@@ -1,6 +1,8 @@
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
 import express, { type Express as App } from "express";
 import { afterEach, describe, expect, it } from "vitest";
+import { type Closer, listenLocal } from "../../../test/helpers/local-server.js";
+import { heard, tick } from "../../../test/helpers/warnings.js";
 import type { Decision } from "../../core/decision.js";
 import { ConfigError } from "../../core/errors.js";
 import { rateLimit as nodeRateLimit } from "../node/index.js";
@@ -16,40 +18,18 @@ declare global {
 }
 
 const burst = { name: "burst", capacity: 10, refillRate: 2, interval: 1000 };
-let closers: (() => void)[] = [];
-afterEach(() => {
-  for (const close of closers) close();
-  closers = [];
+const closers: Closer[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
 });
 
 async function serve(app: App): Promise<string> {
-  const server = app.listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  closers.push(() => {
-    server.close();
-    server.closeAllConnections();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return (await listenLocal(createServer(app), closers)).url;
 }
-
-function warnings(): { codes: string[]; messages: string[]; stop(): void } {
-  const codes: string[] = [];
-  const messages: string[] = [];
-  const listener = (w: Error & { code?: string }) => {
-    if (w.name === "FloodgateWarning") {
-      codes.push(w.code as string);
-      messages.push(w.message);
-    }
-  };
-  process.on("warning", listener);
-  return { codes, messages, stop: () => process.off("warning", listener) };
-}
-
-const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe("floodgate/express", () => {
   it("warns once, with a code, when Express trusts every proxy; and can be told not to", async () => {
-    const seen = warnings();
+    const seen = heard();
     try {
       const app = express();
       app.set("trust proxy", true);
@@ -86,7 +66,7 @@ describe("floodgate/express", () => {
   });
 
   it("warns when proxy headers arrive while floodgate keys by the socket", async () => {
-    const seen = warnings();
+    const seen = heard();
     try {
       const app = express();
       app.use(rateLimit({ policy: burst }));

@@ -1,17 +1,9 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
+import { heard } from "../../../test/helpers/warnings.js";
 import { rateLimit } from "./index.js";
 
 const one = { name: "one", capacity: 1, refillRate: 1, interval: 60_000 };
-
-function warnings(): { codes: string[]; stop(): void } {
-  const codes: string[] = [];
-  const listener = (w: Error & { code?: string }) => {
-    if (w.name === "FloodgateWarning") codes.push(w.code as string);
-  };
-  process.on("warning", listener);
-  return { codes, stop: () => process.off("warning", listener) };
-}
 
 describe("floodgate/hono", () => {
   it("reads the address with getConnInfo on any runtime, and exposes c.get('rateLimit')", async () => {
@@ -58,7 +50,7 @@ describe("floodgate/hono", () => {
   });
 
   it("warns once that without an address every client shares one bucket", async () => {
-    const seen = warnings();
+    const seen = heard();
     try {
       const app = new Hono();
       app.use(rateLimit({ policy: { ...one, capacity: 5 } }));
