@@ -241,7 +241,7 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED on a later request", () => {
     });
   }
 
-  it("costs a boolean test per request once it fired, or once it is off", async () => {
+  it("costs a boolean test per request once it fired, once it is off, or after 100 requests without the header", async () => {
     const reader: RequestReader<{ xff?: string }> = {
       address: () => "127.0.0.1",
       header: (r, name) => (name === "x-forwarded-for" ? r.xff : undefined),
@@ -259,6 +259,12 @@ describe("FLOODGATE_FORWARDED_NOT_TRUSTED on a later request", () => {
         off.inspect(false, reader, {}, "node", "x");
         expect(off.pending).toBe(false);
       }
+      // No proxy in front: after 100 requests without the header, reading it stops.
+      const quiet = new Warnings(undefined);
+      for (let i = 0; i < 99; i++) quiet.inspect(false, reader, {}, "node", "x");
+      expect(quiet.pending).toBe(true);
+      quiet.inspect(false, reader, {}, "node", "x");
+      expect(quiet.pending).toBe(false);
       // A custom key: floodgate does not key by the socket, nothing to watch.
       const custom = new Warnings(undefined);
       custom.inspect(true, reader, {}, "node", "x");

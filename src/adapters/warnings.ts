@@ -88,16 +88,25 @@ function frameworkTrust(framework: string, request: unknown): string {
  * Warnings reports each code at most once per middleware, unless switched
  * off. Route overrides share their middleware's Warnings.
  */
+/**
+ * Requests a middleware inspects for a proxy header before it stops: behind a
+ * proxy nearly every request carries one, and the first few may be a load
+ * balancer's health checks without it.
+ */
+const WATCHED = 100;
+
 export class Warnings extends CodedWarnings<WarningCode> {
   /**
    * pending is true while requests still need inspecting: the first one,
    * then each one until one carries a proxy header (the forwarded warning is
-   * given then, once). Adapters call `watch` while it said to, so once it
+   * given then, once), at most the first WATCHED (100). Adapters call `watch` while it said to, so once it
    * is false, and whenever the warning is off or the key is custom, a
    * request costs one boolean test.
    */
   pending = true;
   #first = true;
+  /** Requests inspected for a proxy header so far (see WATCHED). */
+  #watched = 0;
   readonly #forwarded: boolean;
 
   /** `name` is the option's name in a ConfigError, e.g. `config.rateLimit.warnings` for a Fastify route's. */
@@ -166,7 +175,12 @@ export class Warnings extends CodedWarnings<WarningCode> {
         : reader.header(request, "forwarded") !== undefined
           ? "Forwarded"
           : undefined;
-    if (via === undefined) return;
+    if (via === undefined) {
+      // Reading the headers costs every request something: after WATCHED
+      // requests without one, a proxy in front is taken to be absent.
+      if (++this.#watched >= WATCHED) this.pending = false;
+      return;
+    }
     this.pending = false;
     const address = reader.address(request);
     this.warn(
