@@ -143,8 +143,7 @@ local function save(key, t, a, x, b, cap, rate, int, now, extra, nx)
   end
   return true
 end
-local function foreign(made)
-  if made then redis.call("DEL", unpack(made)) end
+local function foreign()
   return redis.error_reply("WRONGTYPE Operation against a key holding the wrong kind of value")
 end
 local function decide(kb, n, w, P, op, now, extra)
@@ -294,15 +293,15 @@ local function decide(kb, n, w, P, op, now, extra)
       dirty[i] = true
     end
   end
-  local made
   for i = 1, n do
     if dirty[i] and not vals[i] then
-      local j, key = w * i - w, KEYS[kb + i]
-      local r = save(key, out[2 * i + 1], out[2 * i + 2], none, blk[i], P[j + 1], P[j + 2], P[j + 3], now, extra, true)
-      if not r then return foreign(made) end
-      if r ~= true then
-        made = made or {}
-        made[#made + 1] = key
+      local j = w * i - w
+      if not save(KEYS[kb + i], out[2 * i + 1], out[2 * i + 2], none, blk[i], P[j + 1], P[j + 2], P[j + 3], now, extra, true) then
+        -- Every missing bucket before this one was created just now (or was full and left out).
+        for k = 1, i - 1 do
+          if dirty[k] and not vals[k] then redis.call("DEL", KEYS[kb + k]) end
+        end
+        return foreign()
       end
     end
   end
